@@ -1,0 +1,201 @@
+"""Config stage: read and validate ``feeds.yaml``.
+
+A bad file raises :class:`ConfigError` naming the key and the line, so the CLI can print one clear message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG_PATH = Path("feeds.yaml")
+DEFAULT_DATABASE_URL = "sqlite:///aggregator.db"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(Exception):
+    """The config file is missing, not YAML, or does not validate."""
+
+
+def parse_duration(value: Any, default_unit: str = "m") -> float:
+    """Seconds in ``value``: a number (in ``default_unit``) or a string like ``90s``, ``15m``, ``2h``, ``3d``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 15m, 2h or 3d")
+    if isinstance(value, int | float):
+        return float(value) * _UNIT_SECONDS[default_unit]
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration such as 15m, 2h or 3d, got {value!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or default_unit]
+
+
+class FeedConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    url: str
+    interval: float | None = None  # seconds; None means the global poll_interval
+    tags: list[str] = Field(default_factory=list)
+    enabled: bool = True
+    full_text: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value, re.I):
+            raise ValueError(f"expected an http or https URL, got {value!r}")
+        return value.strip()
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> float | None:
+        if value is None:
+            return None
+        seconds = parse_duration(value)
+        if seconds < 60:
+            raise ValueError("interval must be at least 1m")
+        return seconds
+
+
+class Settings(BaseModel):
+    """Global settings; every one has a default, so ``feeds.yaml`` may list feeds only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database: str = DEFAULT_DATABASE_URL
+    poll_interval: float = 15 * 60
+    digest_time: str = "07:00"
+    digest_dir: str = "digests"
+    digest_format: str = "markdown"
+    timezone: str = "UTC"
+    log_level: str = "INFO"
+    user_agent: str = "aggregator/0.1 (+https://github.com/aggregator/aggregator; self-hosted news reader)"
+    timeout: float = 20.0
+    max_response_bytes: int = 15 * 1024 * 1024
+    max_concurrency: int = 8
+    per_host_limit: int = 2
+    max_entries_per_feed: int = 500
+    allow_private_networks: bool = False
+    story_window: float = 3 * 86400
+    preferred_sources: list[str] = Field(default_factory=list)
+
+    @field_validator("poll_interval", "story_window", mode="before")
+    @classmethod
+    def _duration(cls, value: Any, info: Any) -> float:
+        unit = "d" if info.field_name == "story_window" else "m"
+        return parse_duration(value, unit)
+
+    @field_validator("digest_time")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not re.match(r"^([01]?\d|2[0-3]):[0-5]\d$", str(value)):
+            raise ValueError(f"expected HH:MM, got {value!r}")
+        return str(value)
+
+    @field_validator("digest_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value not in ("text", "markdown", "html", "json"):
+            raise ValueError("expected one of text, markdown, html, json")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR")
+        return value.upper()
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    settings: Settings = Field(default_factory=Settings)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+
+
+@dataclass
+class Config:
+    settings: Settings
+    feeds: list[FeedConfig]
+    path: Path | None = None
+
+    def feed(self, name: str) -> FeedConfig:
+        for feed in self.feeds:
+            if feed.name == name:
+                return feed
+        raise ConfigError(f"no feed named {name!r} in {self.path or 'the config'}")
+
+    def interval_of(self, feed: FeedConfig) -> float:
+        return feed.interval or self.settings.poll_interval
+
+
+def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map every key path in a composed YAML document to its 1-based line."""
+    out = {} if out is None else out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = path + (key.value,)
+            out[child] = key.start_mark.line + 1
+            _line_index(value, child, out)
+            out[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, path + (i,), out)
+    return out
+
+
+def _describe(error: ValidationError, lines: dict[tuple, int], source: str) -> str:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+    where = f"{source}:{line}" if line else source
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {key}: {message}"
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Validate YAML text into a :class:`Config`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: expected a mapping with 'settings' and 'feeds'")
+    lines = _line_index(node) if node is not None else {}
+    try:
+        parsed = _File.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, lines, source)) from None
+    names = [f.name for f in parsed.feeds]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"{source}:{lines.get(('feeds', i), '?')}: feeds.{i}.name: duplicate feed name {name!r}")
+    return Config(settings=parsed.settings, feeds=parsed.feeds)
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
+    """Read and validate a config file; a missing file is an error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    config = parse_config(text, str(path))
+    config.path = path
+    return config

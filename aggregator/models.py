@@ -1,0 +1,97 @@
+"""The stored data: feeds, their fetch log, articles and story clusters (SQLModel tables)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Meta(SQLModel, table=True):
+    """Key/value facts about the database itself, such as the schema version."""
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Feed(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    url: str
+    title: str | None = None
+    site_url: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    last_fetched_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_status: int | None = None
+    last_new_entries: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    consecutive_errors: int = 0
+    retry_after: datetime | None = None
+    disabled_reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class FetchLog(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feed.id", index=True)
+    started_at: datetime = Field(default_factory=utcnow)
+    duration_ms: int = 0
+    status: int | None = None
+    new_entries: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Story(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = ""
+    representative_id: int | None = None
+    first_seen: datetime = Field(default_factory=utcnow, index=True)
+    last_updated: datetime = Field(default_factory=utcnow, index=True)
+    article_count: int = 0
+    source_count: int = 0
+    closed: bool = False
+    merged_into: int | None = Field(default=None, foreign_key="story.id")
+
+
+class Article(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("source_key", "external_id", name="uq_article_identity"),
+        Index("ix_article_story_time", "story_id", "published_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int | None = Field(default=None, foreign_key="feed.id", index=True)
+    # The feed name for polled articles, the replayed id's namespace otherwise; with external_id it is
+    # the article's identity, so seeing an entry twice never stores it twice.
+    source_key: str
+    external_id: str
+    source: str = ""
+    url: str | None = None
+    canonical_url: str | None = Field(default=None, index=True)
+    title: str = ""
+    summary: str = Field(default="", sa_column=Column(Text))
+    author: str | None = None
+    text: str = Field(default="", sa_column=Column(Text))
+    text_source: str = "feed"  # page | feed | title
+    published_at: datetime | None = Field(default=None, index=True)
+    fetched_at: datetime = Field(default_factory=utcnow, index=True)
+    content_hash: str = Field(index=True)
+    minhash: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    minhash_scheme: str | None = None
+    story_id: int | None = Field(default=None, foreign_key="story.id", index=True)
+    story_signal: str = ""
+    story_score: float = 0.0
+    duplicate_of: int | None = Field(default=None, foreign_key="article.id")
+    duplicate_signal: str | None = None
+    duplicate_score: float | None = None
+
+    @property
+    def when(self) -> datetime:
+        return self.published_at or self.fetched_at
