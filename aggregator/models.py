@@ -1,9 +1,13 @@
-"""The stored data: feeds, their fetch log, articles and story clusters (SQLModel tables)."""
+"""The stored data: feeds, their fetch log, articles and story clusters (SQLModel tables).
+
+Every time is stored as naive UTC, so SQLite and PostgreSQL compare them alike.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pydantic import NaiveDatetime
 from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -22,26 +26,27 @@ class Meta(SQLModel, table=True):
 class Feed(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True)
-    url: str
+    url: str  # where the feed is fetched now (a permanent redirect moves it)
+    config_url: str = ""  # the URL the config gave; when the config changes it, url follows
     title: str | None = None
     site_url: str | None = None
     etag: str | None = None
     last_modified: str | None = None
-    last_fetched_at: datetime | None = None
-    last_success_at: datetime | None = None
+    last_fetched_at: NaiveDatetime | None = None
+    last_success_at: NaiveDatetime | None = None
     last_status: int | None = None
     last_new_entries: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     consecutive_errors: int = 0
-    retry_after: datetime | None = None
+    retry_after: NaiveDatetime | None = None
     disabled_reason: str | None = None
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class FetchLog(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     feed_id: int = Field(foreign_key="feed.id", index=True)
-    started_at: datetime = Field(default_factory=utcnow)
+    started_at: NaiveDatetime = Field(default_factory=utcnow)
     duration_ms: int = 0
     status: int | None = None
     new_entries: int = 0
@@ -52,8 +57,8 @@ class Story(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     title: str = ""
     representative_id: int | None = None
-    first_seen: datetime = Field(default_factory=utcnow, index=True)
-    last_updated: datetime = Field(default_factory=utcnow, index=True)
+    first_seen: NaiveDatetime = Field(default_factory=utcnow, index=True)
+    last_updated: NaiveDatetime = Field(default_factory=utcnow, index=True)
     article_count: int = 0
     source_count: int = 0
     closed: bool = False
@@ -80,11 +85,12 @@ class Article(SQLModel, table=True):
     author: str | None = None
     text: str = Field(default="", sa_column=Column(Text))
     text_source: str = "feed"  # page | feed | title
-    published_at: datetime | None = Field(default=None, index=True)
-    fetched_at: datetime = Field(default_factory=utcnow, index=True)
+    published_at: NaiveDatetime | None = Field(default=None, index=True)
+    fetched_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
     content_hash: str = Field(index=True)
     minhash: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     minhash_scheme: str | None = None
+    shingle_count: int = 0
     story_id: int | None = Field(default=None, foreign_key="story.id", index=True)
     story_signal: str = ""
     story_score: float = 0.0

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from .ingest import lead_of
+from .models import Article, Feed, Story
 
 
 @dataclass
@@ -38,3 +47,203 @@ class Digest:
     day: date
     generated_at: datetime  # UTC
     stories: list[StoryEntry] = field(default_factory=list)
+
+
+@dataclass
+class ArticleView:
+    """One article of a story with how it joined."""
+
+    id: int
+    source: str
+    title: str
+    url: str | None
+    published: datetime | None
+    fetched: datetime
+    text_source: str
+    joined_by: str  # the signal that put it in the story
+    score: float
+    duplicate_of: int | None
+    duplicate_signal: str | None
+    duplicate_score: float | None
+
+
+@dataclass
+class StoryDetail:
+    story: StoryEntry
+    articles: list[ArticleView]
+    merged_from: list[int] = field(default_factory=list)
+
+
+@dataclass
+class FeedHealth:
+    name: str
+    url: str
+    title: str | None
+    last_fetched: datetime | None
+    last_status: int | None
+    new_entries: int
+    consecutive_errors: int
+    last_error: str | None
+    resting_until: datetime | None
+    disabled: str | None
+    articles: int
+
+
+def _when(article: Article) -> datetime:
+    return article.published_at or article.fetched_at
+
+
+def _source_of(article: Article) -> StorySource:
+    return StorySource(article.id, article.source, article.title, article.url, article.published_at or None)
+
+
+def sources_of(articles: list[Article]) -> list[StorySource]:
+    """One entry per original article, oldest first, with its copies folded under it."""
+    by_id = {a.id: a for a in articles}
+    originals: dict[int, StorySource] = {}
+    ordered = sorted(articles, key=lambda a: (_when(a), a.id))
+    for article in ordered:
+        if article.duplicate_of is None or article.duplicate_of not in by_id:
+            originals[article.id] = _source_of(article)
+    for article in ordered:
+        if article.id not in originals:
+            root = article.duplicate_of
+            while root in by_id and by_id[root].duplicate_of in by_id and root not in originals:
+                root = by_id[root].duplicate_of
+            originals.get(root, next(iter(originals.values()))).copies.append(_source_of(article))
+    return list(originals.values())
+
+
+def _entry(story: Story, articles: list[Article]) -> StoryEntry:
+    rep = next((a for a in articles if a.id == story.representative_id), articles[0] if articles else None)
+    return StoryEntry(
+        id=story.id,
+        headline=story.title,
+        url=rep.url if rep else None,
+        lead=lead_of(rep) if rep else "",
+        source_count=story.source_count,
+        article_count=story.article_count,
+        first_seen=story.first_seen,
+        last_updated=story.last_updated,
+        sources=sources_of(articles),
+    )
+
+
+def _articles_by_story(session: Session, story_ids: list[int]) -> dict[int, list[Article]]:
+    grouped: dict[int, list[Article]] = {sid: [] for sid in story_ids}
+    for start in range(0, len(story_ids), 500):
+        chunk = story_ids[start : start + 500]
+        for article in session.exec(select(Article).where(Article.story_id.in_(chunk))).all():
+            grouped[article.story_id].append(article)
+    return grouped
+
+
+def _entries(session: Session, stories: list[Story]) -> list[StoryEntry]:
+    grouped = _articles_by_story(session, [s.id for s in stories])
+    return [_entry(story, grouped[story.id]) for story in stories]
+
+
+def list_stories(
+    engine: Engine,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_sources: int = 1,
+    search: str | None = None,
+    limit: int | None = 100,
+) -> list[StoryEntry]:
+    """Stories updated in [since, until), with at least ``min_sources`` outlets, ranked by outlets then recency.
+
+    ``search`` matches words in the headline or any member article's title (case-insensitive).
+    """
+    with Session(engine) as session:
+        query = select(Story).where(Story.merged_into == None, Story.article_count > 0)  # noqa: E711
+        if since is not None:
+            query = query.where(Story.last_updated >= _naive_utc(since))
+        if until is not None:
+            query = query.where(Story.first_seen < _naive_utc(until))
+        if min_sources > 1:
+            query = query.where(Story.source_count >= min_sources)
+        if search:
+            pattern = f"%{search.lower()}%"
+            matching = select(Article.story_id).where(func.lower(Article.title).like(pattern))
+            query = query.where(or_(func.lower(Story.title).like(pattern), Story.id.in_(matching)))
+        query = query.order_by(Story.source_count.desc(), Story.last_updated.desc(), Story.id.desc())
+        if limit:
+            query = query.limit(limit)
+        return _entries(session, list(session.exec(query).all()))
+
+
+def get_story(engine: Engine, story_id: int) -> StoryDetail | None:
+    """A story with every article, how each joined, and the stories merged into it; follows merges."""
+    with Session(engine) as session:
+        story = session.get(Story, story_id)
+        seen = set()
+        while story is not None and story.merged_into is not None and story.id not in seen:
+            seen.add(story.id)
+            story = session.get(Story, story.merged_into)
+        if story is None:
+            return None
+        articles = list(session.exec(select(Article).where(Article.story_id == story.id)).all())
+        merged = list(session.exec(select(Story.id).where(Story.merged_into == story.id)).all())
+        views = [
+            ArticleView(
+                id=a.id, source=a.source, title=a.title, url=a.url, published=a.published_at, fetched=a.fetched_at,
+                text_source=a.text_source, joined_by=a.story_signal, score=a.story_score, duplicate_of=a.duplicate_of,
+                duplicate_signal=a.duplicate_signal, duplicate_score=a.duplicate_score,
+            )
+            for a in sorted(articles, key=lambda a: (_when(a), a.id))
+        ]
+        return StoryDetail(_entry(story, articles), views, merged)
+
+
+def day_bounds(day: date, tz: str = "UTC") -> tuple[datetime, datetime]:
+    """The UTC start and end of a calendar day in time zone ``tz``."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(day, time.min, zone)
+    end = start + timedelta(days=1)
+    return start.astimezone(UTC).replace(tzinfo=None), end.astimezone(UTC).replace(tzinfo=None)
+
+
+def build_digest(engine: Engine, day: date | None = None, tz: str = "UTC", min_sources: int = 1) -> Digest:
+    """The day's stories: every story with an article published (or first seen) that day, ranked."""
+    day = day or datetime.now(ZoneInfo(tz)).date()
+    start, end = day_bounds(day, tz)
+    when = func.coalesce(Article.published_at, Article.fetched_at)
+    with Session(engine) as session:
+        ids = select(Article.story_id).where(when >= start, when < end)
+        stories = session.exec(
+            select(Story)
+            .where(Story.id.in_(ids), Story.merged_into == None, Story.source_count >= min_sources)  # noqa: E711
+            .order_by(Story.source_count.desc(), Story.last_updated.desc(), Story.id.desc())
+        ).all()
+        entries = _entries(session, list(stories))
+    return Digest(day=day, generated_at=datetime.now(UTC).replace(tzinfo=None), stories=entries)
+
+
+def feed_health(engine: Engine) -> list[FeedHealth]:
+    with Session(engine) as session:
+        counts = dict(session.exec(select(Article.feed_id, func.count()).group_by(Article.feed_id)).all())
+        return [
+            FeedHealth(
+                name=f.name, url=f.url, title=f.title, last_fetched=f.last_fetched_at, last_status=f.last_status,
+                new_entries=f.last_new_entries, consecutive_errors=f.consecutive_errors, last_error=f.last_error,
+                resting_until=f.retry_after, disabled=f.disabled_reason, articles=counts.get(f.id, 0),
+            )
+            for f in session.exec(select(Feed).order_by(Feed.name)).all()
+        ]
+
+
+def iter_articles(engine: Engine, batch: int = 1000) -> Iterator[Article]:
+    """Every stored article, oldest first, read in batches (for export)."""
+    last = 0
+    while True:
+        with Session(engine) as session:
+            rows = session.exec(select(Article).where(Article.id > last).order_by(Article.id).limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value

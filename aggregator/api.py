@@ -1,0 +1,113 @@
+"""The library API that scripts import and the CLI wraps: ``Aggregator`` over one database and config."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from . import query
+from .cluster import Signal
+from .config import DEFAULT_CONFIG_PATH, Config, Settings, load_config
+from .ingest import Ingestor, settings_for
+from .models import Article
+from .store import DATABASE_ENV, open_database
+
+
+def resolve_database(database: str | None, config: Config | None) -> str:
+    """--database, else $AGGREGATOR_DATABASE_URL, else the config's ``database`` setting."""
+    if database:
+        return database
+    if os.environ.get(DATABASE_ENV):
+        return os.environ[DATABASE_ENV]
+    return (config.settings if config else Settings()).database
+
+
+@dataclass
+class Explanation:
+    a: Article
+    b: Article
+    signals: list[Signal]
+    same_story: bool
+    same_article: bool
+
+
+class Aggregator:
+    """One aggregator database (and, for polling, its feeds config).
+
+    >>> agg = Aggregator(database="sqlite:///aggregator.db")
+    >>> for story in agg.stories(min_sources=3):
+    ...     print(story.source_count, story.headline)
+    """
+
+    def __init__(self, database: str | None = None, config: Config | str | Path | None = None):
+        if isinstance(config, str | Path):
+            config = load_config(config)
+        elif config is None and Path(DEFAULT_CONFIG_PATH).exists() and not database:
+            config = load_config(DEFAULT_CONFIG_PATH)
+        self.config = config
+        self.database_url = resolve_database(database, config)
+        self.engine: Engine = open_database(self.database_url)
+
+    @property
+    def settings(self) -> Settings:
+        return self.config.settings if self.config else Settings()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Aggregator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- reading ----------------------------------------------------------------------------------------
+
+    def stories(
+        self,
+        since: datetime | None = None,
+        min_sources: int = 1,
+        search: str | None = None,
+        limit: int | None = 100,
+    ) -> list[query.StoryEntry]:
+        """Story clusters ranked by distinct sources, then recency."""
+        return query.list_stories(self.engine, since=since, min_sources=min_sources, search=search, limit=limit)
+
+    def story(self, story_id: int) -> query.StoryDetail | None:
+        """One story with its articles and how each joined (a merged story's id leads to the survivor)."""
+        return query.get_story(self.engine, story_id)
+
+    def digest(self, day: date | None = None, min_sources: int = 1) -> query.Digest:
+        """The day's stories (in the configured time zone), one entry per story."""
+        return query.build_digest(self.engine, day, self.settings.timezone, min_sources)
+
+    def feeds(self) -> list[query.FeedHealth]:
+        return query.feed_health(self.engine)
+
+    def explain(self, a: int, b: int) -> Explanation:
+        """Why two stored articles are (or are not) in the same story: each signal and its threshold."""
+        with Session(self.engine) as session:
+            first, second = session.get(Article, a), session.get(Article, b)
+        missing = [str(i) for i, row in ((a, first), (b, second)) if row is None]
+        if missing:
+            raise LookupError(f"no article with id {', '.join(missing)}")
+        ingestor = Ingestor(self.engine, settings_for(self.settings.story_window))
+        ingestor.reload()
+        signals = ingestor.clusterer.compare(ingestor.features_of(first), ingestor.features_of(second))
+        same_article = (first.duplicate_of or first.id) == (second.duplicate_of or second.id)
+        return Explanation(first, second, signals, first.story_id == second.story_id, same_article)
+
+    # ---- writing ----------------------------------------------------------------------------------------
+
+    def poll(self, names: list[str] | None = None, force: bool = False):
+        """One pass over the configured feeds (all enabled ones, or those named)."""
+        from .pipeline import poll_once
+
+        if self.config is None:
+            raise ValueError("polling needs a feeds config")
+        return poll_once(self.engine, self.config, names, force=force)

@@ -1,0 +1,356 @@
+"""The ``aggregator`` command: a thin layer over :mod:`aggregator.api` and the stage modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from .digest import clean_text, iso_time, render_digest
+from .store import StoreError
+
+log = logging.getLogger("aggregator")
+
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A user error with a message for the terminal (exit status 1)."""
+
+
+# ---- argument parsing -----------------------------------------------------------------------------------
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--config", default=default, help=f"feeds config file (default ./{DEFAULT_CONFIG_PATH})")
+    parser.add_argument("--database", default=default, help="database URL (default: $AGGREGATOR_DATABASE_URL, "
+                        "else the config's 'database', else sqlite:///aggregator.db)")
+    parser.add_argument("--log-level", default=default, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="log level (default: the config's log_level)")
+
+
+def _since(value: str) -> datetime:
+    """An ISO date/time, or a duration back from now such as 6h, 2d."""
+    from .config import parse_duration
+
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value, "h"))
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO time or a duration like 6h or 2d, got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aggregator", description="Self-hosted news aggregator: one entry per story, with all its sources."
+    )
+    _global_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _global_options(sub, suppress=True)
+        return sub
+
+    command("run", "run the polling daemon until SIGINT/SIGTERM")
+    poll = command("poll", "poll the feeds once, then exit")
+    poll.add_argument("--feed", action="append", help="only this feed (repeatable)")
+    poll.add_argument("--force", action="store_true", help="poll even feeds that are resting or paused")
+
+    demo = command("demo", "run the whole pipeline on a built-in corpus served from 127.0.0.1 (no network)")
+    demo.add_argument("--format", choices=["text", "markdown", "html", "json"], default="text")
+
+    digest = command("digest", "print the day's stories, one entry per story")
+    digest.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default today)")
+    digest.add_argument("--format", choices=["text", "markdown", "html", "json"], default="text")
+    digest.add_argument("--min-sources", type=int, default=1)
+    digest.add_argument("--output", help="write to this file instead of standard output")
+
+    stories = command("stories", "list story clusters, ranked by distinct sources then recency")
+    stories.add_argument("--since", type=_since, help="ISO time or a duration back from now (6h, 2d)")
+    stories.add_argument("--min-sources", type=int, default=1)
+    stories.add_argument("--search", help="words in the headline or a member's title")
+    stories.add_argument("--limit", type=int, default=50)
+    stories.add_argument("--format", choices=["table", "json"], default="table")
+
+    story = command("story", "show one story: its articles, sources and how each joined")
+    story.add_argument("id", type=int)
+    story.add_argument("--format", choices=["text", "json"], default="text")
+
+    explain = command("explain", "why two articles are (or are not) in the same story")
+    explain.add_argument("a", type=int)
+    explain.add_argument("b", type=int)
+
+    replay = command("replay", "replay a JSONL file of articles through dedup and clustering, and score it")
+    replay.add_argument("file")
+    replay.add_argument("--out", help="write {id, story} lines here")
+
+    feeds = command("feeds", "list feeds with their health; import or export OPML")
+    feeds.add_argument("action", nargs="?", choices=["list", "import", "export"], default="list")
+    feeds.add_argument("file", nargs="?", help="OPML file to import, or to export to (default stdout)")
+    feeds.add_argument("--format", choices=["table", "json"], default="table")
+
+    export = command("export", "dump stored articles with their story ids")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("--output", help="file to write (default standard output)")
+    return parser
+
+
+# ---- helpers --------------------------------------------------------------------------------------------
+
+
+def _config(args: argparse.Namespace, required: bool) -> Config | None:
+    path = getattr(args, "config", None)
+    if path is None and not required and not Path(DEFAULT_CONFIG_PATH).exists():
+        return None
+    return load_config(path or DEFAULT_CONFIG_PATH)
+
+
+def _aggregator(args: argparse.Namespace, config_required: bool = False):
+    from .api import Aggregator
+
+    config = _config(args, config_required)
+    return Aggregator(database=getattr(args, "database", None), config=config)
+
+
+def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
+    level = getattr(args, "log_level", None) or (config.settings.log_level if config else "INFO")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"
+    )
+    for noisy in ("httpx", "httpcore", "apscheduler.executors", "trafilatura", "htmldate", "courlan"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _emit(text: str, output: str | None = None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+# ---- commands -------------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .scheduler import Daemon
+
+    agg = _aggregator(args, config_required=True)
+    _setup_logging(args, agg.config)
+    Daemon(agg.engine, agg.config).run()
+    return 0
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    agg = _aggregator(args, config_required=True)
+    _setup_logging(args, agg.config)
+    results = agg.poll(args.feed, force=args.force)
+    new = sum(r.new_entries for r in results)
+    failed = [r for r in results if r.status == "error"]
+    print(f"polled {len(results)} feeds: {new} new articles, {len(failed)} failed")
+    return 0 if len(failed) < len(results) or not results else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    _setup_logging(args, None) if getattr(args, "log_level", None) else logging.basicConfig(level="WARNING")
+    sys.stdout.write(run_demo(database=getattr(args, "database", None), fmt=args.format))
+    return 0
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    with _aggregator(args) as agg:
+        digest = agg.digest(args.date, min_sources=args.min_sources)
+        _emit(render_digest(digest, args.format), args.output)
+    return 0
+
+
+def cmd_stories(args: argparse.Namespace) -> int:
+    with _aggregator(args) as agg:
+        stories = agg.stories(since=args.since, min_sources=args.min_sources, search=args.search, limit=args.limit)
+    if args.format == "json":
+        from .digest import digest_to_dict
+        from .query import Digest
+
+        payload = digest_to_dict(Digest(day=date.today(), generated_at=datetime.now(UTC), stories=stories))
+        _emit(json.dumps(payload["stories"], indent=2, ensure_ascii=False))
+        return 0
+    if not stories:
+        print("No stories match.")
+        return 0
+    print(f"{'ID':>6}  {'SRC':>3}  {'ART':>3}  {'UPDATED (UTC)':16}  HEADLINE")
+    for s in stories:
+        print(f"{s.id:>6}  {s.source_count:>3}  {s.article_count:>3}  {_time(s.last_updated):16}  "
+              f"{clean_text(s.headline)[:90]}")
+    return 0
+
+
+def cmd_story(args: argparse.Namespace) -> int:
+    with _aggregator(args) as agg:
+        detail = agg.story(args.id)
+    if detail is None:
+        raise CommandError(f"no story with id {args.id}")
+    s = detail.story
+    if args.format == "json":
+        from dataclasses import asdict
+
+        _emit(json.dumps(asdict(detail), default=lambda v: iso_time(v) if isinstance(v, datetime) else str(v),
+                         indent=2, ensure_ascii=False))
+        return 0
+    if s.id != args.id:
+        print(f"story {args.id} was merged into story {s.id}")
+    print(f"story {s.id}: {clean_text(s.headline)}")
+    print(f"  {s.source_count} sources, {s.article_count} articles; first seen {_time(s.first_seen)} UTC, "
+          f"last updated {_time(s.last_updated)} UTC")
+    if s.lead:
+        print(f"  {clean_text(s.lead)}")
+    if detail.merged_from:
+        print(f"  merged from stories: {', '.join(map(str, detail.merged_from))}")
+    print()
+    for a in detail.articles:
+        how = f"{a.joined_by} {a.score:.2f}"
+        if a.duplicate_of:
+            how = f"copy of #{a.duplicate_of} ({a.duplicate_signal} {a.duplicate_score:.2f})"
+        print(f"  #{a.id:<6} {_time(a.published or a.fetched):16}  {clean_text(a.source)[:24]:24}  {how}")
+        print(f"          {clean_text(a.title)[:100]}")
+        print(f"          {clean_text(a.url or '-')}  [text from {a.text_source}]")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    with _aggregator(args) as agg:
+        try:
+            result = agg.explain(args.a, args.b)
+        except LookupError as exc:
+            raise CommandError(str(exc)) from None
+    for label, article in (("A", result.a), ("B", result.b)):
+        print(f"{label}: #{article.id} [{clean_text(article.source)}] {clean_text(article.title)[:90]}"
+              f"  (story {article.story_id}, joined by {article.story_signal} {article.story_score:.2f})")
+    verdict = "the same article" if result.same_article else ("the same story" if result.same_story else
+                                                               "different stories")
+    print(f"stored as: {verdict}")
+    for signal in result.signals:
+        print(f"  {signal.describe()}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import ReplayError, read_rows, replay, summary_lines, write_predictions
+
+    config = _config(args, required=False)
+    window = config.settings.story_window if config else 3 * 86400
+    try:
+        rows = read_rows(args.file)
+    except (OSError, ReplayError) as exc:
+        raise CommandError(str(exc)) from None
+    report = replay(rows, database=getattr(args, "database", None), window_seconds=window)
+    if args.out:
+        write_predictions(report, args.out)
+    for line in summary_lines(report):
+        print(line)
+    return 0
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    from .opml import OpmlError, export_opml, import_opml, merge_feeds_into_yaml
+
+    if args.action == "export":
+        config = _config(args, required=True)
+        _emit(export_opml(config.feeds), args.file)
+        return 0
+    if args.action == "import":
+        if not args.file:
+            raise CommandError("feeds import needs an OPML file")
+        path = Path(getattr(args, "config", None) or DEFAULT_CONFIG_PATH)
+        try:
+            feeds = import_opml(Path(args.file).read_bytes())
+        except (OSError, OpmlError) as exc:
+            raise CommandError(f"{args.file}: {exc}") from None
+        current = path.read_text(encoding="utf-8") if path.exists() else "feeds:\n"
+        updated, added = merge_feeds_into_yaml(current, feeds)
+        path.write_text(updated, encoding="utf-8")
+        print(f"imported {added} new feeds into {path} ({len(feeds) - added} already there)")
+        return 0
+    with _aggregator(args) as agg:
+        health = agg.feeds()
+        configured = {f.name: f for f in agg.config.feeds} if agg.config else {}
+    if args.format == "json":
+        from dataclasses import asdict
+
+        _emit(json.dumps([asdict(h) for h in health], default=iso_time, indent=2))
+        return 0
+    known = {h.name for h in health}
+    print(f"{'FEED':28} {'STATE':8} {'LAST FETCH':16} {'HTTP':>4} {'NEW':>4} {'ERR':>3} {'ARTICLES':>8}")
+    for h in health:
+        state = "paused" if h.disabled else ("resting" if h.resting_until else "ok")
+        if h.name in configured and not configured[h.name].enabled:
+            state = "off"
+        print(f"{clean_text(h.name)[:28]:28} {state:8} {_time(h.last_fetched):16} {h.last_status or '-':>4} "
+              f"{h.new_entries:>4} {h.consecutive_errors:>3} {h.articles:>8}")
+        if h.last_error:
+            print(f"{'':28} {clean_text(h.disabled or h.last_error)[:100]}")
+    for name in configured:
+        if name not in known:
+            print(f"{clean_text(name)[:28]:28} {'new':8} {'never':16}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .query import iter_articles
+
+    with _aggregator(args) as agg:
+        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+        try:
+            for a in iter_articles(agg.engine):
+                row = {
+                    "id": a.id, "story": a.story_id, "duplicate_of": a.duplicate_of, "source": a.source,
+                    "title": a.title, "url": a.url, "published": iso_time(a.published_at),
+                    "fetched": iso_time(a.fetched_at), "text": a.text, "text_source": a.text_source,
+                    "joined_by": a.story_signal, "score": a.story_score,
+                }
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run, "poll": cmd_poll, "demo": cmd_demo, "digest": cmd_digest, "stories": cmd_stories,
+    "story": cmd_story, "explain": cmd_explain, "replay": cmd_replay, "feeds": cmd_feeds, "export": cmd_export,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"aggregator: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (StoreError, CommandError) as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""One poll of one feed, start to end: fetch -> parse -> extract -> dedup/cluster -> store.
+
+The daemon's jobs and ``aggregator poll`` both call :meth:`Poller.poll`, so they run the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from .config import Config, FeedConfig
+from .extract import choose_text, extract_from_html
+from .fetch import Fetcher, FetchError, FetchResult, decode_html
+from .ingest import Incoming, Ingestor, settings_for
+from .models import Article, Feed, FetchLog, utcnow
+from .parse import ParsedEntry, ParseError, parse_feed
+from .store import session_scope
+
+log = logging.getLogger("aggregator.poll")
+
+MAX_BACKOFF = timedelta(hours=6)
+PAUSE_AFTER_ERRORS = 50  # with backoff capped at 6 h this is about a week of failures
+
+
+@dataclass
+class PollResult:
+    feed: str
+    status: str  # "ok", "not-modified", "error", "skipped", "disabled"
+    http_status: int | None = None
+    new_entries: int = 0
+    seen_entries: int = 0
+    duration: float = 0.0
+    error: str | None = None
+
+
+def backoff(errors: int, retry_after: float | None = None) -> timedelta:
+    """How long a failing feed rests: Retry-After when the server said so, else exponential with jitter."""
+    if retry_after is not None:
+        return min(timedelta(seconds=retry_after), timedelta(days=1))
+    seconds = min(MAX_BACKOFF.total_seconds(), 60 * 2 ** min(errors, 12))
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+def sync_feeds(engine: Engine, config: Config) -> dict[str, Feed]:
+    """Make sure every configured feed has a row; a URL changed in the config replaces the stored one."""
+    with session_scope(engine) as session:
+        rows = {feed.name: feed for feed in session.exec(select(Feed)).all()}
+        for feed_config in config.feeds:
+            row = rows.get(feed_config.name)
+            if row is None:
+                row = Feed(name=feed_config.name, url=feed_config.url, config_url=feed_config.url)
+                rows[feed_config.name] = row
+            elif row.config_url != feed_config.url:
+                row.url = row.config_url = feed_config.url
+                row.disabled_reason, row.consecutive_errors, row.etag, row.last_modified = None, 0, None, None
+            session.add(row)
+    return rows
+
+
+class Poller:
+    def __init__(self, engine: Engine, config: Config, fetcher: Fetcher | None = None):
+        self.engine = engine
+        self.config = config
+        self.settings = config.settings
+        self.fetcher = fetcher
+        self.ingestor = Ingestor(engine, settings_for(config.settings.story_window), config.settings.preferred_sources)
+        self.ingestor.reload()
+        self._write_lock = asyncio.Lock()
+
+    async def poll(self, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
+        """Poll the named feeds (all enabled ones by default) concurrently."""
+        feeds = [self.config.feed(n) for n in names] if names else [f for f in self.config.feeds if f.enabled]
+        sync_feeds(self.engine, self.config)
+        own_fetcher = self.fetcher is None
+        if own_fetcher:
+            self.fetcher = Fetcher(self.settings)
+        try:
+            return list(await asyncio.gather(*(self.poll_feed(f, force=force) for f in feeds)))
+        finally:
+            if own_fetcher:
+                await self.fetcher.aclose()
+                self.fetcher = None
+
+    async def poll_feed(self, feed: FeedConfig, force: bool = False) -> PollResult:
+        """One poll of one feed; never raises, so one feed cannot stop the others or the scheduler."""
+        started = time.monotonic()
+        try:
+            result = await self._poll_feed(feed, force)
+        except Exception as exc:  # a bug or a database error: logged, recorded, and the daemon goes on
+            log.exception("feed=%s poll failed", feed.name)
+            result = PollResult(feed.name, "error", error=f"{type(exc).__name__}: {exc}")
+        result.duration = time.monotonic() - started
+        log.info(
+            "feed=%s status=%s http=%s new=%d seen=%d duration=%.2fs%s",
+            feed.name, result.status, result.http_status, result.new_entries, result.seen_entries,
+            result.duration, f" error={result.error}" if result.error else "",
+        )
+        return result
+
+    async def _poll_feed(self, feed: FeedConfig, force: bool) -> PollResult:
+        row = self._feed_row(feed.name)
+        if row.disabled_reason and not force:
+            return PollResult(feed.name, "disabled", error=row.disabled_reason)
+        if row.retry_after and row.retry_after > utcnow() and not force:
+            return PollResult(feed.name, "skipped", error=f"resting until {row.retry_after:%Y-%m-%d %H:%M} UTC")
+        started = utcnow()
+        try:
+            response = await self.fetcher.fetch_feed(row.url, row.etag, row.last_modified)
+        except FetchError as exc:
+            return self._record_failure(row.id, started, exc.status, str(exc), exc.retry_after, exc.status == 410)
+        if response.not_modified:
+            return self._record_success(row.id, started, response, 0, 0, status="not-modified")
+        try:
+            parsed = await asyncio.to_thread(
+                parse_feed, response.content, response.headers, response.url, self.settings.max_response_bytes
+            )
+        except ParseError as exc:
+            return self._record_failure(row.id, started, response.status, str(exc), None, False)
+        entries = parsed.entries[: self.settings.max_entries_per_feed]
+        fresh = self._unseen(feed.name, entries)
+        items = await asyncio.gather(*(self._prepare(feed, row.id, parsed.title, e) for e in fresh))
+        stored = await self._store(items)
+        self._update_feed_meta(row.id, parsed.title, parsed.site_url)
+        return self._record_success(row.id, started, response, stored, len(entries))
+
+    def _feed_row(self, name: str) -> Feed:
+        with Session(self.engine) as session:
+            row = session.exec(select(Feed).where(Feed.name == name)).first()
+        if row is None:
+            sync_feeds(self.engine, self.config)
+            return self._feed_row(name)
+        return row
+
+    def _unseen(self, feed_name: str, entries: list[ParsedEntry]) -> list[ParsedEntry]:
+        ids = [e.external_id for e in entries]
+        with Session(self.engine) as session:
+            known = set()
+            for start in range(0, len(ids), 500):
+                known.update(
+                    session.exec(
+                        select(Article.external_id).where(
+                            Article.source_key == feed_name, Article.external_id.in_(ids[start : start + 500])
+                        )
+                    ).all()
+                )
+        unique: dict[str, ParsedEntry] = {}
+        for entry in entries:
+            if entry.external_id not in known:
+                unique.setdefault(entry.external_id, entry)
+        return list(unique.values())
+
+    async def _prepare(self, feed: FeedConfig, feed_id: int, outlet: str, entry: ParsedEntry) -> Incoming:
+        """Fetch and extract the entry's page when the feed is full-text, else use the feed's own text."""
+        feed_text = entry.content or entry.summary
+        page_text = ""
+        if feed.full_text and entry.url:
+            page_text = await self._page_text(entry.url)
+        chosen = choose_text(page_text, feed_text, entry.title)
+        return Incoming(
+            source_key=feed.name,
+            external_id=entry.external_id,
+            source=feed.name,
+            title=entry.title or chosen.text[:120],
+            text=chosen.text,
+            text_source=chosen.source,
+            url=entry.url,
+            canonical_url=entry.canonical_url,
+            summary=entry.summary,
+            author=entry.author,
+            published=entry.published,
+            feed_id=feed_id,
+        )
+
+    async def _page_text(self, url: str) -> str:
+        try:
+            page = await self.fetcher.fetch_page(url)
+        except FetchError as exc:
+            log.debug("page %s not fetched: %s", url, exc)
+            return ""
+        return await asyncio.to_thread(extract_from_html, decode_html(page), page.url)
+
+    async def _store(self, items: list[Incoming]) -> int:
+        """Store the new articles oldest first, one short transaction each."""
+        items = sorted(items, key=lambda i: (i.published or datetime.max, i.external_id))
+        stored = 0
+        async with self._write_lock:
+            for item in items:
+                try:
+                    with session_scope(self.engine) as session:
+                        stored += self.ingestor.ingest(session, item) is not None
+                except Exception:
+                    # The engine already counted the article: bring it back in step with what was committed.
+                    self.ingestor.reload()
+                    raise
+        return stored
+
+    def _update_feed_meta(self, feed_id: int, title: str, site_url: str | None) -> None:
+        with session_scope(self.engine) as session:
+            row = session.get(Feed, feed_id)
+            row.title = title or row.title
+            row.site_url = site_url or row.site_url
+            session.add(row)
+
+    def _record_success(
+        self, feed_id: int, started: datetime, response: FetchResult, new: int, seen: int, status: str = "ok"
+    ) -> PollResult:
+        with session_scope(self.engine) as session:
+            row = session.get(Feed, feed_id)
+            row.etag = response.etag or row.etag
+            row.last_modified = response.last_modified or row.last_modified
+            if response.permanent_redirect and response.permanent_redirect != row.url:
+                log.info("feed=%s moved permanently to %s", row.name, response.permanent_redirect)
+                row.url = response.permanent_redirect
+            row.last_fetched_at = row.last_success_at = started
+            row.last_status = response.status
+            row.last_new_entries = new
+            row.consecutive_errors = 0
+            row.last_error = None
+            row.retry_after = None
+            session.add(row)
+            session.add(self._log_row(feed_id, started, response.status, new, None))
+        return PollResult(row.name, status, response.status, new, seen)
+
+    def _record_failure(
+        self, feed_id: int, started: datetime, status: int | None, error: str, retry_after: float | None, gone: bool
+    ) -> PollResult:
+        with session_scope(self.engine) as session:
+            row = session.get(Feed, feed_id)
+            row.last_fetched_at = started
+            row.last_status = status
+            row.last_error = error
+            row.last_new_entries = 0
+            row.consecutive_errors += 1
+            row.retry_after = utcnow() + backoff(row.consecutive_errors, retry_after)
+            if gone:
+                row.disabled_reason = "the server says the feed is gone (HTTP 410)"
+            elif row.consecutive_errors >= PAUSE_AFTER_ERRORS:
+                row.disabled_reason = f"paused after {row.consecutive_errors} failed polls in a row"
+            session.add(row)
+            session.add(self._log_row(feed_id, started, status, 0, error))
+        return PollResult(row.name, "error", status, error=error)
+
+    @staticmethod
+    def _log_row(feed_id: int, started: datetime, status: int | None, new: int, error: str | None) -> FetchLog:
+        duration = int((utcnow() - started).total_seconds() * 1000)
+        return FetchLog(feed_id=feed_id, started_at=started, duration_ms=duration, status=status, new_entries=new,
+                        error=error)
+
+
+def poll_once(engine: Engine, config: Config, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
+    """One pass over the feeds, for cron and scripts."""
+
+    async def run() -> list[PollResult]:
+        return await Poller(engine, config).poll(names, force=force)
+
+    return asyncio.run(run())

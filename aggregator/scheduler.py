@@ -1,0 +1,153 @@
+"""Scheduler stage: the daemon. One poll job per feed, a maintenance job and the daily digest job.
+
+Every job is wrapped so that an exception is logged and never reaches the scheduler; SIGINT and SIGTERM stop
+the daemon between articles (each article is its own transaction, so nothing is left half-written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import text, update
+from sqlalchemy.engine import Engine
+from sqlmodel import delete
+
+from .config import Config, FeedConfig
+from .digest import render_digest
+from .fetch import Fetcher
+from .models import FetchLog, Story, utcnow
+from .pipeline import Poller
+from .query import build_digest
+from .store import DaemonLock, session_scope
+
+log = logging.getLogger("aggregator.daemon")
+
+FETCH_LOG_DAYS = 30
+DIGEST_SUFFIX = {"text": "txt", "markdown": "md", "html": "html", "json": "json"}
+
+
+def write_digest(engine: Engine, config: Config, day=None) -> Path:
+    """Render the day's digest into the configured folder; returns the file written."""
+    settings = config.settings
+    digest = build_digest(engine, day, settings.timezone)
+    folder = Path(settings.digest_dir)
+    if not folder.is_absolute() and config.path is not None:
+        folder = config.path.resolve().parent / folder
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest.day.isoformat()}.{DIGEST_SUFFIX[settings.digest_format]}"
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(render_digest(digest, settings.digest_format), encoding="utf-8")
+    temporary.replace(path)  # readers never see a half-written digest
+    return path
+
+
+class Daemon:
+    def __init__(self, engine: Engine, config: Config):
+        self.engine = engine
+        self.config = config
+        self.poller: Poller | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self._stop: asyncio.Event | None = None
+
+    def run(self) -> None:
+        """Run until SIGINT/SIGTERM; refuses to start when another daemon holds this database."""
+        with DaemonLock(self.engine):
+            asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        async with Fetcher(self.config.settings) as fetcher:
+            self.poller = Poller(self.engine, self.config, fetcher)
+            log.info("clustering index ready with %d open articles", self.poller.ingestor.loaded)
+            self.scheduler = AsyncIOScheduler(timezone=self.config.settings.timezone)
+            self._schedule_jobs()
+            self.scheduler.start()
+            log.info("daemon started: %d feeds", sum(f.enabled for f in self.config.feeds))
+            await self._stop.wait()
+            log.info("stopping")
+            self.scheduler.shutdown(wait=False)
+            await self._cancel_running_jobs()
+        log.info("stopped")
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def _cancel_running_jobs(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=5) if tasks else None
+
+    def _schedule_jobs(self) -> None:
+        now = datetime.now(UTC)
+        for index, feed in enumerate(f for f in self.config.feeds if f.enabled):
+            interval = self.config.interval_of(feed)
+            # Spread the first polls over a few seconds so start-up is not one burst.
+            first = now + timedelta(seconds=min(2 + index * 0.5, 30))
+            self.scheduler.add_job(
+                self._poll_job,
+                IntervalTrigger(seconds=interval, jitter=min(interval * 0.1, 120), start_date=first),
+                args=[feed],
+                id=f"poll:{feed.name}",
+                name=f"poll {feed.name}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=int(interval * 0.9),
+                next_run_time=first,
+            )
+        self.scheduler.add_job(
+            self._maintenance_job, IntervalTrigger(hours=1), id="maintenance", max_instances=1, coalesce=True,
+            misfire_grace_time=3000,
+        )
+        hour, minute = (int(p) for p in self.config.settings.digest_time.split(":"))
+        self.scheduler.add_job(
+            self._digest_job, CronTrigger(hour=hour, minute=minute, timezone=self.config.settings.timezone),
+            id="digest", max_instances=1, coalesce=True, misfire_grace_time=6 * 3600,
+        )
+
+    async def _poll_job(self, feed: FeedConfig) -> None:
+        await self.poller.poll_feed(feed)  # poll_feed logs and swallows its own errors
+
+    async def _maintenance_job(self) -> None:
+        try:
+            closed = await asyncio.to_thread(maintain, self.engine, self.config)
+            self.poller.ingestor.clusterer.expire()
+            if closed:
+                log.info("maintenance: closed %d stories", closed)
+        except Exception:
+            log.exception("maintenance failed")
+
+    async def _digest_job(self) -> None:
+        try:
+            # At the configured hour the previous day is complete: that is the digest to read.
+            day = datetime.now(ZoneInfo(self.config.settings.timezone)).date() - timedelta(days=1)
+            path = await asyncio.to_thread(write_digest, self.engine, self.config, day)
+            log.info("digest written to %s", path)
+        except Exception:
+            log.exception("digest failed")
+
+
+def maintain(engine: Engine, config: Config) -> int:
+    """Close stories with no new article in the window, prune the fetch log; returns stories closed."""
+    cutoff = utcnow() - timedelta(seconds=config.settings.story_window)
+    with session_scope(engine) as session:
+        closed = session.exec(
+            update(Story).where(Story.closed == False, Story.last_updated < cutoff).values(closed=True)  # noqa: E712
+        ).rowcount
+        session.exec(delete(FetchLog).where(FetchLog.started_at < utcnow() - timedelta(days=FETCH_LOG_DAYS)))
+    if engine.url.get_backend_name() == "sqlite":
+        with engine.connect() as connection:
+            connection.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))
+    return closed or 0

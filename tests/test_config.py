@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aggregator.config import ConfigError, load_config, parse_config
+
+SHIPPED = Path(__file__).resolve().parent.parent / "feeds.yaml"
+
+VALID = """\
+# a small config
+settings:
+  database: sqlite:///test.db
+  poll_interval: 30m
+  digest_time: "06:30"
+  story_window: 2d
+  log_level: debug
+
+feeds:
+  - name: One
+    url: https://one.example/rss
+    interval: 1h
+    tags: [world, uk]
+  - name: Two
+    url: http://two.example/atom.xml
+    enabled: false
+    full_text: false
+"""
+
+
+def test_valid_file(tmp_path):
+    path = tmp_path / "feeds.yaml"
+    path.write_text(VALID, encoding="utf-8")
+    config = load_config(path)
+    assert config.path == path
+    assert config.settings.database == "sqlite:///test.db"
+    assert config.settings.poll_interval == 30 * 60
+    assert config.settings.digest_time == "06:30"
+    assert config.settings.story_window == 2 * 86400
+    assert config.settings.log_level == "DEBUG"
+    one, two = config.feeds
+    assert (one.name, one.url, one.interval, one.tags) == ("One", "https://one.example/rss", 3600, ["world", "uk"])
+    assert one.enabled and one.full_text
+    assert not two.enabled and not two.full_text
+    assert config.interval_of(two) == 30 * 60
+    assert config.feed("Two") is two
+
+
+def test_shipped_feeds_yaml_loads():
+    config = load_config(SHIPPED)
+    names = [feed.name for feed in config.feeds]
+    assert 15 <= len(names) <= 25
+    assert len(set(names)) == len(names)
+    urls = [feed.url for feed in config.feeds]
+    assert len(set(urls)) == len(urls)
+    assert all(url.startswith("https://") for url in urls)
+    assert config.settings.digest_time == "07:00"
+    assert config.settings.poll_interval == 15 * 60
+    assert config.settings.story_window == 3 * 86400
+    assert any(not feed.full_text for feed in config.feeds)
+
+
+def test_unknown_key_names_key_and_line():
+    text = VALID.replace("    full_text: false\n", "    full_txt: false\n")
+    line = text.splitlines().index("    full_txt: false") + 1
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "feeds.yaml")
+    message = str(info.value)
+    assert "feeds.1.full_txt" in message
+    assert f"feeds.yaml:{line}:" in message
+
+
+def test_unknown_settings_key_line():
+    text = "settings:\n  poll_interval: 15m\n  colour: blue\nfeeds: []\n"
+    with pytest.raises(ConfigError, match=r"^cfg:3: settings\.colour"):
+        parse_config(text, "cfg")
+
+
+@pytest.mark.parametrize("interval", ["soon", "30s", "-5m", "true"])
+def test_bad_interval(interval):
+    text = f"feeds:\n  - name: A\n    url: https://a.example/rss\n    interval: {interval}\n"
+    with pytest.raises(ConfigError, match=r":4: feeds\.0\.interval"):
+        parse_config(text)
+
+
+@pytest.mark.parametrize("url", ["ftp://a.example/rss", "javascript:alert(1)", "a.example/rss", "https:///x"])
+def test_bad_url(url):
+    text = f"feeds:\n  - name: A\n    url: '{url}'\n"
+    with pytest.raises(ConfigError, match=r":3: feeds\.0\.url: expected an http or https URL"):
+        parse_config(text)
+
+
+def test_bad_digest_time():
+    with pytest.raises(ConfigError, match="settings.digest_time"):
+        parse_config('settings:\n  digest_time: "25:00"\n')
+
+
+def test_not_yaml():
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_config("feeds:\n  - name: [unclosed\n    url: x\n", "bad.yaml")
+
+
+def test_not_a_mapping():
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        parse_config("- just\n- a list\n")
+
+
+def test_duplicate_feed_name():
+    text = "feeds:\n  - name: Same\n    url: https://a.example/rss\n  - name: Same\n    url: https://b.example/rss\n"
+    with pytest.raises(ConfigError, match=r":4: feeds\.1\.name: duplicate feed name 'Same'"):
+        parse_config(text)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_empty_file_gives_defaults():
+    config = parse_config("# nothing yet\n")
+    assert config.feeds == []
+    assert config.settings.poll_interval == 15 * 60
