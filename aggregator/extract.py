@@ -12,7 +12,12 @@ log = logging.getLogger(__name__)
 
 MIN_PAGE_WORDS = 40  # below this a page yielded a teaser or a paywall notice, not the article
 MAX_PAGE_CHARS = 5_000_000
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]?\s+(?=[A-Z0-9\"'“‘(])")
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)]?\s+(?=[A-Z0-9\"'“‘(])")
+# A period after these ends an abbreviation, not a sentence ("U.S. President", "Dec. 11", "Mr. Orbán").
+_ABBREVIATION = re.compile(
+    r"(?:^|[\s(])(?:[A-Z]\.)*[A-Z]$|(?:^|\s)(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Gen|Sen|Rep|Gov|Lt|Col|Sgt|Capt|Prof|Inc|Co|"
+    r"Corp|Ltd|No|vs|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|Mt|Ft|approx|est)$"
+)
 
 
 @dataclass
@@ -55,7 +60,12 @@ def choose_text(page_text: str, feed_text: str, title: str) -> Extracted:
 def lead_sentence(text: str, limit: int = 300) -> str:
     """The first sentence of a text (a dateline kept), cut at ``limit`` characters."""
     first_par = next((p.strip() for p in text.split("\n") if len(p.split()) >= 5), text.strip())
-    sentence = _SENTENCE_END.split(first_par, maxsplit=1)[0].strip()
+    sentence = first_par
+    for match in _SENTENCE_END.finditer(first_par):
+        if not _ABBREVIATION.search(first_par[: match.start()]):
+            sentence = first_par[: match.end()]
+            break
+    sentence = sentence.strip()
     if len(sentence) > limit:
         sentence = sentence[: limit - 1].rsplit(" ", 1)[0] + "…"
     return sentence

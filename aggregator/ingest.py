@@ -212,10 +212,10 @@ class Ingestor:
 
 
 def rank(article: Article, preferred_sources: list[str]) -> tuple:
-    """Sort key of the article that stands for its story: a preferred source, else the earliest original,
-    else the longest text."""
+    """Sort key of the article that stands for its story: a preferred source, else the earliest (the original
+    over its copies, whichever was fetched first), else the longest text."""
     preferred = article.source.lower() in preferred_sources
-    return (not preferred, article.duplicate_of is not None, article.when, -len(article.text or ""), article.id)
+    return (not preferred, article.when, -len(article.text or ""), article.id)
 
 
 def refresh_story(session: Session, story_id: int, preferred_sources: list[str] = ()) -> Story:

@@ -165,7 +165,12 @@ def _feedparser_entry(entry, base: str | None, now: datetime) -> ParsedEntry:
     for part in entry.get("content") or []:
         if len(part.get("value") or "") > len(content_html):
             content_html = part.get("value") or ""
-    published = _struct_time_to_utc(entry.get("published_parsed") or entry.get("updated_parsed"))
+    # Reading a missing "updated_parsed" makes feedparser warn and alias it; ask only for keys that exist.
+    keys = entry.keys()
+    published = _struct_time_to_utc(
+        (entry["published_parsed"] if "published_parsed" in keys else None)
+        or (entry["updated_parsed"] if "updated_parsed" in keys else None)
+    )
     return _build_entry(
         guid=entry.get("id"),
         link=entry.get("link"),

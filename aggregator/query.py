@@ -94,24 +94,33 @@ def _when(article: Article) -> datetime:
 
 
 def _source_of(article: Article) -> StorySource:
-    return StorySource(article.id, article.source, article.title, article.url, article.published_at or None)
+    return StorySource(article.id, article.source, article.title, article.canonical_url or article.url, article.published_at)
 
 
 def sources_of(articles: list[Article]) -> list[StorySource]:
-    """One entry per original article, oldest first, with its copies folded under it."""
+    """One entry per distinct article, oldest first, with its copies folded under it.
+
+    Copies are grouped by the chain of ``duplicate_of`` links; the earliest member of a group stands for it,
+    whichever of them was fetched first.
+    """
     by_id = {a.id: a for a in articles}
-    originals: dict[int, StorySource] = {}
-    ordered = sorted(articles, key=lambda a: (_when(a), a.id))
-    for article in ordered:
-        if article.duplicate_of is None or article.duplicate_of not in by_id:
-            originals[article.id] = _source_of(article)
-    for article in ordered:
-        if article.id not in originals:
-            root = article.duplicate_of
-            while root in by_id and by_id[root].duplicate_of in by_id and root not in originals:
-                root = by_id[root].duplicate_of
-            originals.get(root, next(iter(originals.values()))).copies.append(_source_of(article))
-    return list(originals.values())
+
+    def root(article: Article) -> int:
+        seen = {article.id}
+        while article.duplicate_of in by_id and article.duplicate_of not in seen:
+            article = by_id[article.duplicate_of]
+            seen.add(article.id)
+        return article.id
+
+    groups: dict[int, list[Article]] = {}
+    for article in sorted(articles, key=lambda a: (_when(a), a.id)):
+        groups.setdefault(root(article), []).append(article)
+    entries = []
+    for members in groups.values():
+        entry = _source_of(members[0])
+        entry.copies = [_source_of(a) for a in members[1:]]
+        entries.append(entry)
+    return sorted(entries, key=lambda e: (e.published or datetime.max, e.article_id))
 
 
 def _entry(story: Story, articles: list[Article]) -> StoryEntry:
@@ -119,7 +128,7 @@ def _entry(story: Story, articles: list[Article]) -> StoryEntry:
     return StoryEntry(
         id=story.id,
         headline=story.title,
-        url=rep.url if rep else None,
+        url=(rep.canonical_url or rep.url) if rep else None,
         lead=lead_of(rep) if rep else "",
         source_count=story.source_count,
         article_count=story.article_count,
