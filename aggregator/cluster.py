@@ -11,10 +11,12 @@ window; the pipeline stores the decision and the engine is rebuilt from stored r
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -35,12 +37,32 @@ class ClusterSettings:
     min_shingles: int = 8  # texts with fewer shingles are too short for near-duplicate detection
     lsh_threshold: float = 0.3
     duplicate_containment: float = 0.5  # share of the shorter text found in the longer one
+    # Same story. An article joins the open story whose TF-IDF centroid is closest, when the cosine reaches
+    # story_threshold and they share story_min_shared_terms content words (one shared word, "storm", is a topic,
+    # not an event). News is bursty: a story that got an article among the last active_arrivals arrivals is in
+    # the current news cycle, and an article that already shares two words with it needs less lexical evidence
+    # (active_story_threshold, a third of the cold threshold) than one matching a story nobody wrote about lately.
     story_threshold: float = 0.3  # cosine between an article and a story centroid
+    active_story_threshold: float = 0.1  # the same, for a story that is still receiving articles
+    active_arrivals: int = 300  # "still receiving": an article among this many latest arrivals
+    # ... provided the words it shares with the story carry this share of the article's own IDF weight: a long
+    # text always shares a few words with any big story by chance, a short one shares its key words or none.
+    active_min_coverage: float = 0.4
     story_min_shared_terms: int = 2
+    # Two open stories whose centroids converge (cosine >= merge_threshold once the article joined one of them)
+    # are one story told twice: they are merged. Centroids average many headlines, so a cosine between two of
+    # them is steadier than one between an article and a centroid; the bar sits between the two thresholds above.
+    merge_threshold: float = 0.25
     lead_words: int = 60  # words of the body that count towards the story vector
     title_weight: float = 2.0
     window: timedelta = timedelta(days=3)
-    max_posting: int = 5000  # terms in more open stories than this are too common to find candidates by
+    # Candidate retrieval stays bounded however many stories are open: each term's posting is scanned from the
+    # most recently updated story back, at most max_posting entries, and at most max_candidates stories are scored.
+    max_posting: int = 200
+    max_candidates: int = 40
+    query_terms: int = 32  # an article's heaviest terms used to find candidates (all of them score)
+    merge_terms: int = 10  # a story's heaviest terms used to find stories converging with it
+    merge_candidates: int = 20
 
     @property
     def scheme(self) -> str:
@@ -79,11 +101,14 @@ class Decision:
 
 @dataclass
 class _Story:
-    vector: dict[str, float]
+    vector: dict[str, float]  # term -> summed TF-IDF weight of its articles (IDF as of each article's arrival)
     norm: float
     first: datetime
     last: datetime
     articles: int = 0
+    last_seq: int = 0  # arrival number of its latest article
+    members: list[int] = field(default_factory=list)
+    top: list[str] = field(default_factory=list)  # heaviest terms, heaviest first
 
 
 @dataclass
@@ -92,6 +117,7 @@ class _Article:
     when: datetime
     shingle_count: int
     content_hash: str
+    terms: tuple[str, ...] = ()  # counted in the document frequencies while the article is in the window
 
 
 @dataclass
@@ -108,6 +134,17 @@ class Signal:
         return f"{self.name}: {self.score:.3f} ({verdict} threshold {self.threshold:.2f})"
 
 
+def _dot(a: dict[str, float], b: dict[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    get = b.get
+    return sum(w * get(t, 0.0) for t, w in a.items())
+
+
+def _norm(vector: dict[str, float]) -> float:
+    return math.sqrt(sum(w * w for w in vector.values())) or 1.0
+
+
 class Clusterer:
     def __init__(self, settings: ClusterSettings | None = None):
         self.settings = settings or ClusterSettings()
@@ -118,9 +155,11 @@ class Clusterer:
         self.by_hash: dict[str, int] = {}
         self.minhashes: dict[int, MinHash] = {}
         self.stories: dict[int, _Story] = {}
-        self.postings: dict[str, set[int]] = defaultdict(set)
+        # term -> open stories using it, least recently updated first (a dict keeps that order)
+        self.postings: dict[str, dict[int, None]] = defaultdict(dict)
         self.df: Counter = Counter()
         self.documents = 0
+        self.seq = 0  # articles added so far: the arrival clock
         self.clock = datetime.min  # the newest article time seen: the window ends here
         self.removed_from_lsh = 0
 
@@ -159,7 +198,11 @@ class Clusterer:
         return math.log((self.documents + 1) / (self.df.get(term, 0) + 1)) + 1.0
 
     def weights(self, feats: Features) -> dict[str, float]:
-        """TF-IDF weights of an article's terms (log-scaled term frequency)."""
+        """TF-IDF weights of an article's terms (log-scaled term frequency).
+
+        The IDF is the one of the moment the article arrives, and stays in the story centroids: a word that
+        was rare when a story began keeps marking that story even after its own coverage made it common.
+        """
         return {t: (1.0 + math.log(c)) * self._idf(t) if c >= 1 else c * self._idf(t) for t, c in feats.terms.items()}
 
     # ---- same article ---------------------------------------------------------------------------------------
@@ -191,27 +234,85 @@ class Clusterer:
     def _open(self, when: datetime) -> bool:
         return self.clock - when <= self.settings.window
 
-    def story_scores(self, weights: dict[str, float], when: datetime) -> list[tuple[float, int, int]]:
-        """(cosine, shared terms, story id) for open stories sharing terms with the article, best first."""
-        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-        dots: Counter = Counter()
-        shared: Counter = Counter()
-        for term, weight in weights.items():
-            posting = self.postings.get(term)
-            if not posting or len(posting) > self.settings.max_posting:
-                continue
-            for story_id in posting:
-                story = self.stories[story_id]
-                dots[story_id] += weight * story.vector[term]
-                shared[story_id] += 1
+    def _in_window(self, story: _Story, when: datetime) -> bool:
+        window = self.settings.window
+        return abs(when - story.last) <= window or abs(when - story.first) <= window
+
+    def _active(self, story: _Story) -> bool:
+        return self.seq - story.last_seq < self.settings.active_arrivals
+
+    def _recent_stories(self, term: str, limit: int):
+        """Stories using ``term``, most recently updated first, at most ``limit`` of them."""
+        posting = self.postings.get(term)
+        if not posting:
+            return ()
+        return islice(reversed(posting), limit) if len(posting) > limit else reversed(list(posting))
+
+    def story_scores(self, weights: dict[str, float], when: datetime) -> list[tuple[float, int, int, float]]:
+        """(cosine, shared terms, story id, coverage) for open stories sharing terms with the article, best first.
+
+        Coverage is the share of the article's weight on terms the story uses.
+
+        Candidates come from the postings of the article's heaviest terms, each scanned from the most recently
+        updated story back (bounded however many stories are open); the best of them are scored exactly.
+        """
+        s = self.settings
+        norm = _norm(weights)
+        total = sum(weights.values()) or 1.0
+        partial: Counter = Counter()
+        query = heapq.nlargest(s.query_terms, weights.items(), key=lambda item: item[1])
+        for term, weight in query:
+            for story_id in self._recent_stories(term, s.max_posting):
+                partial[story_id] += weight * self.stories[story_id].vector[term]
         scored = []
-        for story_id, dot in dots.items():
+        for story_id, _ in partial.most_common(s.max_candidates):
             story = self.stories[story_id]
-            if abs(when - story.last) > self.settings.window and abs(when - story.first) > self.settings.window:
+            if not self._in_window(story, when):
                 continue
-            scored.append((dot / (norm * story.norm), shared[story_id], story_id))
+            vector = story.vector
+            shared = [t for t in weights if t in vector]
+            dot = sum(weights[t] * vector[t] for t in shared)
+            scored.append((dot / (norm * story.norm), len(shared), story_id, sum(weights[t] for t in shared) / total))
         scored.sort(reverse=True)
         return scored
+
+    def _threshold(self, story: _Story, coverage: float) -> float:
+        s = self.settings
+        if coverage >= s.active_min_coverage and self._active(story):
+            return s.active_story_threshold
+        return s.story_threshold
+
+    def _converging(self, story_id: int, weights: dict[str, float], when: datetime) -> tuple[float, int] | None:
+        """The open story whose centroid comes closest to ``story_id``'s once the article joined it, if close enough.
+
+        Stories told twice (the first reports worded unlike the later ones) meet once enough articles fill
+        both centroids; only stories sharing the joined story's heaviest terms are compared, a bounded few.
+        """
+        s = self.settings
+        story = self.stories[story_id]
+        vector = story.vector
+        dot_self = sum(w * vector.get(t, 0.0) for t, w in weights.items())
+        norm = math.sqrt(story.norm * story.norm + 2 * dot_self + sum(w * w for w in weights.values())) or 1.0
+
+        def joined(term: str) -> float:
+            return vector.get(term, 0.0) + weights.get(term, 0.0)
+
+        top = heapq.nlargest(s.merge_terms, set(story.top) | set(weights), key=joined)
+        found: Counter = Counter()
+        for term in top:
+            for other in self._recent_stories(term, s.max_posting):
+                if other != story_id:
+                    found[other] += 1
+        best: tuple[float, int] | None = None
+        for other_id, _ in found.most_common(s.merge_candidates):
+            other = self.stories[other_id]
+            if not self._in_window(other, when):
+                continue
+            dot = _dot(vector, other.vector) + _dot(weights, other.vector)
+            cosine = dot / (norm * other.norm)
+            if cosine >= s.merge_threshold and (best is None or cosine > best[0]):
+                best = (cosine, other_id)
+        return best
 
     def decide(self, feats: Features) -> Decision:
         """Where ``feats`` belongs; changes nothing (see :meth:`add`)."""
@@ -223,15 +324,19 @@ class Clusterer:
             decision.story_signal, decision.story_score = duplicate[1], duplicate[2]
             return decision
         s = self.settings
-        matches = [
-            (score, story_id)
-            for score, shared, story_id in self.story_scores(self.weights(feats), feats.when)
-            if score >= s.story_threshold and shared >= s.story_min_shared_terms
-        ]
-        if matches:
-            score, story_id = matches[0]
+        weights = self.weights(feats)
+        best: tuple[float, float, int] | None = None  # (cosine over its threshold, cosine, story id)
+        for score, shared, story_id, coverage in self.story_scores(weights, feats.when):
+            threshold = self._threshold(self.stories[story_id], coverage)
+            if shared >= s.story_min_shared_terms and score >= threshold:
+                if best is None or score / threshold > best[0]:
+                    best = (score / threshold, score, story_id)
+        if best is not None:
+            _, score, story_id = best
             decision.story_id, decision.story_signal, decision.story_score = story_id, SIGNAL_STORY, round(score, 4)
-            decision.merge_story_ids = [sid for sc, sid in matches[1:] if sc >= s.story_threshold * 1.5]
+            converging = self._converging(story_id, weights, feats.when)
+            if converging is not None:
+                decision.merge_story_ids = [converging[1]]
         return decision
 
     # ---- index upkeep ---------------------------------------------------------------------------------------
@@ -241,25 +346,39 @@ class Clusterer:
         if article_id in self.articles:
             return
         self.clock = max(self.clock, feats.when)
-        self.articles[article_id] = _Article(story_id, feats.when, feats.shingle_count, feats.content_hash)
+        weights = self.weights(feats)
+        self.articles[article_id] = _Article(story_id, feats.when, feats.shingle_count, feats.content_hash,
+                                             tuple(feats.terms))
         self.by_hash.setdefault(feats.content_hash, article_id)
         if feats.minhash is not None:
             self.lsh.insert(article_id, feats.minhash, check_duplication=False)
             self.minhashes[article_id] = feats.minhash
         self.documents += 1
         self.df.update(feats.terms.keys())
-        self._add_to_story(story_id, self.weights(feats), feats.when)
+        self.seq += 1
+        self._add_to_story(story_id, weights, feats.when)
+        story = self.stories[story_id]
+        story.members.append(article_id)
+        story.articles += 1
 
     def _add_to_story(self, story_id: int, weights: dict[str, float], when: datetime) -> None:
         story = self.stories.get(story_id)
         if story is None:
             story = self.stories[story_id] = _Story(vector={}, norm=0.0, first=when, last=when)
+        vector = story.vector
+        squares = story.norm * story.norm if vector else 0.0
         for term, weight in weights.items():
-            story.vector[term] = story.vector.get(term, 0.0) + weight
-            self.postings[term].add(story_id)
-        story.norm = math.sqrt(sum(w * w for w in story.vector.values())) or 1.0
+            old = vector.get(term, 0.0)
+            vector[term] = old + weight
+            squares += (old + weight) ** 2 - old * old
+            posting = self.postings[term]
+            posting.pop(story_id, None)
+            posting[story_id] = None  # most recently updated last
+        story.norm = math.sqrt(max(squares, 0.0)) or 1.0
+        # weights only grow, so the new heaviest terms are among the old heaviest and the ones just added
+        story.top = heapq.nlargest(self.settings.merge_terms, set(story.top) | set(weights), key=vector.__getitem__)
         story.first, story.last = min(story.first, when), max(story.last, when)
-        story.articles += 1
+        story.last_seq = self.seq
 
     def merge(self, into: int, other: int) -> None:
         """Fold story ``other`` into story ``into``."""
@@ -267,13 +386,27 @@ class Clusterer:
         if source is None:
             return
         for term in source.vector:
-            self.postings[term].discard(other)
-        self._add_to_story(into, source.vector, source.last)
-        target = self.stories[into]
-        target.first = min(target.first, source.first)
-        target.articles += source.articles - 1
-        for article in self.articles.values():
-            if article.story_id == other:
+            posting = self.postings.get(term)
+            if posting is not None:
+                posting.pop(other, None)
+        target = self.stories.get(into)
+        if target is None:
+            self.stories[into] = source
+            target = source
+            for term in source.vector:
+                self.postings[term][into] = None
+        else:
+            last_seq = max(target.last_seq, source.last_seq)
+            self._add_to_story(into, source.vector, source.last)
+            target.norm = _norm(target.vector)
+            target.top = heapq.nlargest(self.settings.merge_terms, target.vector, key=target.vector.__getitem__)
+            target.first = min(target.first, source.first)
+            target.last_seq = last_seq
+            target.articles += source.articles
+            target.members.extend(source.members)
+        for article_id in source.members:
+            article = self.articles.get(article_id)
+            if article is not None:
                 article.story_id = into
 
     def expire(self) -> list[int]:
@@ -284,17 +417,30 @@ class Clusterer:
             for term in story.vector:
                 posting = self.postings.get(term)
                 if posting is not None:
-                    posting.discard(story_id)
+                    posting.pop(story_id, None)
                     if not posting:
                         del self.postings[term]
         stale = [aid for aid, art in self.articles.items() if not self._open(art.when)]
+        thinned: set[int] = set()
         for article_id in stale:
             article = self.articles.pop(article_id)
+            thinned.add(article.story_id)
             if self.by_hash.get(article.content_hash) == article_id:
                 del self.by_hash[article.content_hash]
             if self.minhashes.pop(article_id, None) is not None:
                 self.lsh.remove(article_id)
                 self.removed_from_lsh += 1
+            self.documents -= 1
+            for term in article.terms:
+                left = self.df[term] - 1
+                if left > 0:
+                    self.df[term] = left
+                else:
+                    del self.df[term]
+        for story_id in thinned:
+            story = self.stories.get(story_id)
+            if story is not None:
+                story.members = [aid for aid in story.members if aid in self.articles]
         return closed
 
     # ---- explanation ----------------------------------------------------------------------------------------
@@ -312,11 +458,11 @@ class Clusterer:
         else:
             signals.append(Signal("minhash", 0.0, None, False))
         wa, wb = self.weights(a), self.weights(b)
-        dot = sum(w * wb.get(t, 0.0) for t, w in wa.items())
-        norm = (math.sqrt(sum(w * w for w in wa.values())) * math.sqrt(sum(w * w for w in wb.values()))) or 1.0
-        cosine = dot / norm
-        shared = sorted(set(wa) & set(wb), key=lambda t: -wa[t] * wb[t])
+        cosine = _dot(wa, wb) / (_norm(wa) * _norm(wb))
+        shared = set(wa) & set(wb)
         signals.append(Signal("term-cosine", cosine, s.story_threshold, cosine >= s.story_threshold))
+        signals.append(Signal("term-cosine-active-story", cosine, s.active_story_threshold,
+                              cosine >= s.active_story_threshold))
         signals.append(Signal("shared-terms", float(len(shared)), float(s.story_min_shared_terms),
                               len(shared) >= s.story_min_shared_terms))
         gap = abs((a.when - b.when).total_seconds()) / 3600

@@ -94,7 +94,8 @@ def _when(article: Article) -> datetime:
 
 
 def _source_of(article: Article) -> StorySource:
-    return StorySource(article.id, article.source, article.title, article.canonical_url or article.url, article.published_at)
+    url = article.canonical_url or article.url  # tracking parameters stripped
+    return StorySource(article.id, article.source, article.title, url, article.published_at)
 
 
 def sources_of(articles: list[Article]) -> list[StorySource]:

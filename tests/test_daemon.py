@@ -1,0 +1,90 @@
+"""The daemon as a user runs it: start, poll, SIGTERM, restart; and a second daemon refused."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlmodel import Session, func, select
+
+from aggregator.demo import serve_round
+from aggregator.models import Article
+from aggregator.store import open_database
+
+pytestmark = pytest.mark.slow
+
+
+def _start(config, database, *extra):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "--database", database, *extra, "run"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+
+
+def _count(database):
+    engine = open_database(database)
+    try:
+        with Session(engine) as session:
+            total = session.exec(select(func.count()).select_from(Article)).one()
+            identities = session.exec(
+                select(func.count()).select_from(
+                    select(Article.source_key, Article.external_id).distinct().subquery()
+                )
+            ).one()
+            unassigned = session.exec(
+                select(func.count()).select_from(Article).where(Article.story_id == None)  # noqa: E711
+            ).one()
+        return total, identities, unassigned
+    finally:
+        engine.dispose()
+
+
+def _wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _stop(process):
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=15)
+    return process.returncode, time.monotonic() - started, output
+
+
+def test_daemon_polls_stops_on_sigterm_and_restarts_without_duplicates(tmp_path, demo_site, demo_config_file,
+                                                                        three_outlets):
+    database = f"sqlite:///{tmp_path}/daemon.db"
+    round1 = sum(1 for a in three_outlets.articles if a.round == 1)
+
+    first = _start(demo_config_file, database)
+    try:
+        assert _wait_for(lambda: _count(database)[0] >= round1), "the daemon stored nothing"
+        # A second daemon on the same database refuses to start, with a clear message.
+        second = _start(demo_config_file, database)
+        output, _ = second.communicate(timeout=30)
+        assert second.returncode != 0
+        assert "already running" in output
+    finally:
+        code, seconds, output = _stop(first)
+    assert code == 0, output
+    assert seconds < 10
+    assert "feed=Continental Press status=ok" in output  # one log line per feed poll
+
+    serve_round(demo_site, three_outlets, 2)
+    restarted = _start(demo_config_file, database)
+    try:
+        assert _wait_for(lambda: _count(database)[0] >= len(three_outlets.articles)), "round 2 not stored"
+        time.sleep(1)
+    finally:
+        code, seconds, output = _stop(restarted)
+    assert code == 0, output
+    total, identities, unassigned = _count(database)
+    assert total == identities == len(three_outlets.articles)
+    assert unassigned == 0

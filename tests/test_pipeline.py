@@ -1,0 +1,123 @@
+"""End to end: feeds served on 127.0.0.1 -> poll -> extract -> dedup/cluster -> store -> digest and queries."""
+
+from collections import defaultdict
+
+from sqlmodel import Session, func, select
+
+from aggregator import Aggregator
+from aggregator.config import load_config
+from aggregator.demo import serve_round
+from aggregator.models import Article, Feed, FetchLog, Story
+from aggregator.pipeline import poll_once
+from aggregator.query import build_digest
+
+
+def _truth(corpus):
+    """Gold story label by article title (titles are unique in the demo corpus)."""
+    return {a.title: a.story for a in corpus.articles}
+
+
+def _predicted(engine):
+    with Session(engine) as session:
+        return {a.title: a.story_id for a in session.exec(select(Article)).all()}
+
+
+def test_three_outlets_two_rounds(tmp_path, demo_site, demo_config_file, three_outlets):
+    config = load_config(demo_config_file)
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/e2e.db", config=config)
+
+    first = poll_once(agg.engine, config)
+    assert [r.status for r in first] == ["ok"] * 3
+    round1 = sum(r.new_entries for r in first)
+    assert round1 == sum(1 for a in three_outlets.articles if a.round == 1)
+
+    serve_round(demo_site, three_outlets, 2)
+    second = poll_once(agg.engine, config)
+    assert sum(r.new_entries for r in second) == sum(1 for a in three_outlets.articles if a.round == 2)
+
+    # Every article stored once, each in exactly one story.
+    with Session(agg.engine) as session:
+        assert session.exec(select(func.count()).select_from(Article)).one() == len(three_outlets.articles)
+        assert session.exec(select(func.count()).select_from(Article).where(Article.story_id == None)).one() == 0  # noqa: E711
+        texts = dict(session.exec(select(Article.title, Article.text_source)).all())
+    # Full-text outlets had their pages fetched and extracted.
+    assert set(texts.values()) == {"page"}
+
+    # Story clusters: no two true stories share a cluster, and wire copies sit with their original.
+    truth, predicted = _truth(three_outlets), _predicted(agg.engine)
+    stories_of_cluster = defaultdict(set)
+    for title, story_id in predicted.items():
+        stories_of_cluster[story_id].add(truth[title])
+    assert all(len(stories) == 1 for stories in stories_of_cluster.values()), stories_of_cluster
+    budapest = {predicted[t] for t, s in truth.items() if s == "budapest-summit" and t in predicted}
+    assert len(budapest) == 1
+
+    # The digest: one entry per story, the Budapest summit first with the most sources and its copies folded.
+    digest = build_digest(agg.engine, max(a.published for a in three_outlets.articles).date())
+    assert len(digest.stories) == len(set(predicted.values()))
+    top = digest.stories[0]
+    assert "Budapest" in top.headline
+    assert top.source_count == 3
+    assert top.article_count == sum(1 for a in three_outlets.articles if a.story == "budapest-summit")
+    assert any(source.copies for source in top.sources)
+    assert top.lead.startswith("WASHINGTON")
+    assert [s.source_count for s in digest.stories] == sorted((s.source_count for s in digest.stories), reverse=True)
+
+    # The query API agrees with the digest.
+    assert agg.stories(min_sources=3)[0].id == top.id
+    assert agg.stories(search="budapest")[0].id == top.id
+    detail = agg.story(top.id)
+    assert {a.joined_by for a in detail.articles} >= {"new-story", "near-duplicate"}
+
+
+def test_second_poll_is_conditional_and_changes_nothing(tmp_path, demo_site, demo_config_file, three_outlets):
+    config = load_config(demo_config_file)
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/e2e.db", config=config)
+    poll_once(agg.engine, config)
+    with Session(agg.engine) as session:
+        before = session.exec(select(func.count()).select_from(Article)).one()
+        stories_before = session.exec(select(func.count()).select_from(Story)).one()
+
+    results = poll_once(agg.engine, config)
+    assert {r.status for r in results} == {"not-modified"}
+    feed_requests = [headers for path, headers in demo_site.requests if path.endswith(("feed.xml", "feed.atom",
+                                                                                        "feed.json"))]
+    assert all("if-none-match" in {k.lower() for k in h} for h in feed_requests[-3:])
+    with Session(agg.engine) as session:
+        assert session.exec(select(func.count()).select_from(Article)).one() == before
+        assert session.exec(select(func.count()).select_from(Story)).one() == stories_before
+        assert session.exec(select(func.count()).select_from(FetchLog)).one() == 6
+
+
+def test_broken_feed_does_not_stop_the_others(tmp_path, demo_site, demo_config_file):
+    config = load_config(demo_config_file)
+    demo_site.put("/continental-press/feed.xml", b"<html>this is not a feed</html>", "text/html")
+    demo_site.remove("/valley-courier/feed.json")
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/e2e.db", config=config)
+    results = {r.feed: r for r in poll_once(agg.engine, config)}
+    assert results["Continental Press"].status == "error"
+    assert "not a feed" in results["Continental Press"].error
+    assert results["Tern Valley Courier"].status == "error"
+    assert results["The Northern Chronicle"].status == "ok"
+    assert results["The Northern Chronicle"].new_entries > 0
+    health = {h.name: h for h in agg.feeds()}
+    assert health["Tern Valley Courier"].consecutive_errors == 1
+    assert health["Tern Valley Courier"].resting_until is not None
+    assert health["The Northern Chronicle"].consecutive_errors == 0
+    with Session(agg.engine) as session:
+        feed = session.exec(select(Feed).where(Feed.name == "Continental Press")).one()
+        assert feed.last_error and feed.last_status == 200
+
+
+def test_page_failure_falls_back_to_feed_text(tmp_path, demo_site, demo_config_file, three_outlets):
+    config = load_config(demo_config_file)
+    for article in three_outlets.articles:
+        if article.outlet == "northern-chronicle":
+            from aggregator.demo import article_path
+
+            demo_site.remove(article_path(article))
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/e2e.db", config=config)
+    poll_once(agg.engine, config, ["The Northern Chronicle"])
+    with Session(agg.engine) as session:
+        sources = set(session.exec(select(Article.text_source)).all())
+    assert sources == {"feed"}
