@@ -47,7 +47,7 @@ class ClusterSettings:
     active_arrivals: int = 300  # "still receiving": an article among this many latest arrivals
     # ... provided the words it shares with the story carry this share of the article's own IDF weight: a long
     # text always shares a few words with any big story by chance, a short one shares its key words or none.
-    active_min_coverage: float = 0.4
+    active_min_coverage: float = 0.3
     story_min_shared_terms: int = 2
     # Two open stories whose centroids converge (cosine >= merge_threshold once the article joined one of them)
     # are one story told twice: they are merged. Centroids average many headlines, so a cosine between two of

@@ -1,33 +1,106 @@
-import json, sys, time
-from datetime import datetime, timedelta
-sys.path.insert(0,'/work/main')
-from aggregator.cluster import Clusterer, ClusterSettings
-from aggregator.parse import parse_time
+"""Replay a labelled file (shared/bench replay format) through the clustering engine and score it.
+
+usage: _quick_cluster_eval.py FILE [key=value ...] [--merges] [--speed N]
+    key=value   overrides a ClusterSettings field (numbers only)
+    --merges    print every story merge with the headlines of both sides
+    --speed N   first index N articles (the file's rows again under shifted vocabularies, as other stories),
+                then time the replay against that full index
+Scores exactly as shared/bench/score.py does; speed is features + decide + add, articles per second.
+"""
+
 import importlib.util
-spec=importlib.util.spec_from_file_location('score','/work/shared/bench/score.py'); score=importlib.util.module_from_spec(spec); spec.loader.exec_module(score)
-def run(path, **kw):
-    rows=[json.loads(l) for l in open(path)]
-    base=datetime(2026,1,1)
-    for i,r in enumerate(rows): r['_t']=parse_time(r['published']) or base
-    rows.sort(key=lambda r:r['_t'])
-    c=Clusterer(ClusterSettings(**kw))
-    pred={}; nxt=0; t0=time.perf_counter()
-    for i,r in enumerate(rows):
-        f=c.features(r['title'], r['text'] or '', r['_t'], r['source'] or '')
-        d=c.decide(f)
-        sid=d.story_id
-        if sid is None: nxt+=1; sid=nxt
-        for m in d.merge_story_ids: 
-            c.merge(sid,m)
-            for k,v in pred.items():
-                if v==m: pred[k]=sid
-        c.add(i,f,sid); pred[r['id']]=sid
-    dt=time.perf_counter()-t0
-    gold={r['id']:str(r['story']) for r in rows}
-    s=score.scores(gold,{k:str(v) for k,v in pred.items()})
-    print(path.split('/')[-1], kw, {k:round(v,4) if isinstance(v,float) else v for k,v in s.items()}, f"{len(rows)/dt:.0f}/s")
-if __name__=='__main__':
-    kw={}
-    for a in sys.argv[2:]:
-        k,v=a.split('='); kw[k]=float(v) if '.' in v else int(v)
-    run(sys.argv[1], **kw)
+import json
+import sys
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+sys.path.insert(0, "/work/main")
+from aggregator.cluster import Clusterer, ClusterSettings  # noqa: E402
+from aggregator.parse import parse_time  # noqa: E402
+
+spec = importlib.util.spec_from_file_location("score", "/work/shared/bench/score.py")
+score = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(score)
+
+
+def shifted(text, k):
+    """``text`` with every word tagged by ``k``: the same shape of story, in a vocabulary of its own."""
+    return " ".join(f"{w}x{k}" for w in text.split()) if text else text
+
+
+def run(path, kw, show_merges=False, prefill=0):
+    rows = [json.loads(line) for line in open(path)]
+    base = datetime(2026, 1, 1)
+    for r in rows:
+        r["_t"] = parse_time(r["published"]) or base
+    rows.sort(key=lambda r: r["_t"])
+    c = Clusterer(ClusterSettings(**kw))
+    next_id = 0
+    if prefill:
+        k, n = 0, 0
+        while n < prefill:
+            k += 1
+            story_of = {}
+            for r in rows:
+                if n >= prefill:
+                    break
+                f = c.features(shifted(r["title"], k), shifted(r["text"], k) or "", r["_t"] - timedelta(hours=1), "")
+                d = c.decide(f)
+                sid = d.story_id or story_of.setdefault(r["story"], None)
+                if sid is None:
+                    next_id += 1
+                    sid = story_of[r["story"]] = next_id
+                c.add(-1 - n, f, sid)
+                n += 1
+    first_id = next_id
+    members = defaultdict(list)
+    story_of_article = {}
+    t0 = time.perf_counter()
+    for i, r in enumerate(rows):
+        f = c.features(r["title"], r["text"] or "", r["_t"], r["source"] or "")
+        d = c.decide(f)
+        sid = d.story_id
+        if sid is None:
+            next_id += 1
+            sid = next_id
+        if d.merge_story_ids:  # as the pipeline does: the oldest id survives
+            ids = sorted({sid, *d.merge_story_ids})
+            sid = ids[0]
+            for other in ids[1:]:
+                if show_merges:
+                    a = [rows[j]["title"] for j in members[sid][-3:]] + [r["title"]]
+                    b = [rows[j]["title"] for j in members[other][-3:]]
+                    same = {rows[j]["story"] for j in members[sid]} == {rows[j]["story"] for j in members[other]}
+                    print(f"merge {len(members[sid])}+{len(members[other])} same={same}\n  {a}\n  {b}")
+                c.merge(sid, other)
+                for j in members.pop(other, []):
+                    story_of_article[j] = sid
+                    members[sid].append(j)
+        c.add(i, f, sid)
+        members[sid].append(i)
+        story_of_article[i] = sid
+    dt = time.perf_counter() - t0
+    gold = {r["id"]: str(r["story"]) for r in rows}
+    pred = {rows[i]["id"]: str(s) for i, s in story_of_article.items()}
+    s = score.scores(gold, pred)
+    figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()}
+    print(path.split("/")[-1], kw, figures, f"{len(rows) / dt:.0f}/s", f"(index of {prefill} first)" if prefill else "")
+    assert first_id <= min(int(x) for x in pred.values()) or not prefill
+    return s
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    show = "--merges" in args
+    prefill = 0
+    if "--speed" in args:
+        prefill = int(args[args.index("--speed") + 1])
+        del args[args.index("--speed") : args.index("--speed") + 2]
+    kw = {}
+    for a in args[1:]:
+        if a.startswith("--"):
+            continue
+        k, v = a.split("=")
+        kw[k] = float(v) if "." in v else int(v)
+    run(args[0], kw, show, prefill)

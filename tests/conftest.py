@@ -29,7 +29,7 @@ def three_outlets():
 @pytest.fixture
 def demo_site(site, three_outlets):
     """``site`` serving round 1 of ``three_outlets``, with a feeds config file pointing at it."""
-    from aggregator.demo import demo_feeds_yaml, serve_round
+    from aggregator.demo import serve_round
 
     serve_round(site, three_outlets, 1)
     return site

@@ -119,3 +119,16 @@ def test_replay_rejects_a_bad_line(tmp_path, capsys):
     data.write_text('{"id": "a", "title": "x"}\nnot json\n')
     assert main(["replay", str(data)]) == 1
     assert "bad.jsonl:2" in capsys.readouterr().err
+
+
+def test_example_script_uses_the_library_api(polled, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "top_stories.py"
+    database = polled[polled.index("--database") + 1]
+    result = subprocess.run([sys.executable, str(script), "--database", database, "--hours", "1000000"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "sources]" in result.stdout and "Continental Press" in result.stdout

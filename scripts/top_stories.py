@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Print the stories most outlets covered recently, using the same API as the `aggregator` command.
+
+usage: python scripts/top_stories.py [--database URL] [--hours 24] [--min-sources 2]
+"""
+
+import argparse
+from datetime import UTC, datetime, timedelta
+
+from aggregator import Aggregator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", help="database URL (default: $AGGREGATOR_DATABASE_URL or ./feeds.yaml's)")
+    parser.add_argument("--hours", type=float, default=24)
+    parser.add_argument("--min-sources", type=int, default=2)
+    args = parser.parse_args()
+
+    since = datetime.now(UTC) - timedelta(hours=args.hours)
+    with Aggregator(database=args.database) as agg:
+        stories = agg.stories(since=since, min_sources=args.min_sources, limit=20)
+        if not stories:
+            print(f"No story with {args.min_sources}+ sources in the last {args.hours:g} hours.")
+        for story in stories:
+            outlets = sorted({s.source for s in story.sources} | {c.source for s in story.sources for c in s.copies})
+            print(f"[{story.source_count} sources] {story.headline}")
+            print(f"    {', '.join(outlets)}")
+            detail = agg.story(story.id)
+            copies = sum(1 for a in detail.articles if a.duplicate_of)
+            print(f"    {story.article_count} articles, {copies} of them copies of another; story id {story.id}")
+
+
+if __name__ == "__main__":
+    main()
