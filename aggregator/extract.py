@@ -38,7 +38,7 @@ def extract_from_html(html: str, url: str | None = None) -> str:
             include_tables=False,
             include_images=False,
             favor_precision=True,
-            deduplicate=True,
+            # No deduplicate=True: its cache lives across calls, so a wire copy's page would come back empty.
         )
     except Exception as exc:  # trafilatura raises many kinds on broken markup; a page never stops a poll
         log.debug("extraction failed for %s: %s", url, exc)
