@@ -18,7 +18,7 @@ WIRE = (
 # Independent coverage of one event: different outlets, different wording, the same names.
 QUAKE = [
     "Magnitude 6.8 earthquake strikes off Hokkaido coast, tsunami advisory issued",
-    "Strong earthquake hits Hokkaido, residents told to move away from the coast",
+    "Strong earthquake hits Hokkaido coast, residents warned of tsunami",
     "Hokkaido earthquake: tsunami advisory lifted after 6.8 quake shakes northern Japan",
     "Japan earthquake: Hokkaido towns assess damage after magnitude 6.8 tremor",
 ]

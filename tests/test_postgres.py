@@ -1,0 +1,49 @@
+"""The same pipeline on PostgreSQL (skipped when no server answers on 127.0.0.1:5432)."""
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import Session, func, select
+
+from aggregator.config import load_config
+from aggregator.demo import serve_round
+from aggregator.models import Article, Story
+from aggregator.pipeline import poll_once
+from aggregator.store import DaemonLock, StoreError, open_database
+
+ADMIN_URL = os.environ.get("AGGREGATOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def pg_url():
+    pytest.importorskip("psycopg")
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"aggregator_test_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # no server: the SQLite tests still cover the pipeline
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_pipeline_on_postgres(pg_url, demo_site, demo_config_file, three_outlets):
+    config = load_config(demo_config_file)
+    engine = open_database(pg_url)
+    poll_once(engine, config)
+    serve_round(demo_site, three_outlets, 2)
+    poll_once(engine, config)
+    poll_once(engine, config)  # nothing new, nothing duplicated
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(Article)).one() == len(three_outlets.articles)
+        budapest = session.exec(select(Story).order_by(Story.source_count.desc())).first()
+        assert "Budapest" in budapest.title and budapest.source_count == 3
+    with DaemonLock(engine):
+        with pytest.raises(StoreError, match="already running"):
+            DaemonLock(open_database(pg_url)).acquire()
+    engine.dispose()
