@@ -95,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file")
     replay.add_argument("--out", help="write {id, story} lines here")
 
-    feeds = command("feeds", "list feeds with their health; import or export OPML")
-    feeds.add_argument("action", nargs="?", choices=["list", "import", "export"], default="list")
-    feeds.add_argument("file", nargs="?", help="OPML file to import, or to export to (default stdout)")
+    feeds = command("feeds", "list feeds with their health; import or export OPML; resume a paused feed")
+    feeds.add_argument("action", nargs="?", choices=["list", "import", "export", "resume"], default="list")
+    feeds.add_argument("file", nargs="?", help="OPML file to import or export to (default stdout); feed name to resume")
     feeds.add_argument("--format", choices=["table", "json"], default="table")
 
     export = command("export", "dump stored articles with their story ids")
@@ -128,7 +128,8 @@ def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"
     )
-    for noisy in ("httpx", "httpcore", "apscheduler.executors", "trafilatura", "htmldate", "courlan"):
+    noisy_loggers = ("httpx", "httpcore", "apscheduler", "trafilatura", "htmldate", "courlan")
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
@@ -272,6 +273,16 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     if args.action == "export":
         config = _config(args, required=True)
         _emit(export_opml(config.feeds), args.file)
+        return 0
+    if args.action == "resume":
+        from .pipeline import resume_feed
+
+        if not args.file:
+            raise CommandError("feeds resume needs a feed name")
+        with _aggregator(args) as agg:
+            if not resume_feed(agg.engine, args.file):
+                raise CommandError(f"no feed named {args.file!r} has been polled")
+        print(f"resumed {args.file}: it is polled again at its next turn")
         return 0
     if args.action == "import":
         if not args.file:

@@ -38,6 +38,8 @@ class Feed(SQLModel, table=True):
     last_new_entries: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     consecutive_errors: int = 0
+    parse_errors: int = 0  # consecutive polls whose body was not a readable feed
+    failing_since: NaiveDatetime | None = None
     retry_after: NaiveDatetime | None = None
     disabled_reason: str | None = None
     created_at: NaiveDatetime = Field(default_factory=utcnow)

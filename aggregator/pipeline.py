@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from .config import Config, FeedConfig
@@ -26,7 +27,8 @@ from .store import session_scope
 log = logging.getLogger("aggregator.poll")
 
 MAX_BACKOFF = timedelta(hours=6)
-PAUSE_AFTER_ERRORS = 50  # with backoff capped at 6 h this is about a week of failures
+PAUSE_AFTER_PARSE_ERRORS = 3  # a feed that is not a feed three times in a row needs a person to look
+PAUSE_AFTER_FAILING = timedelta(days=3)  # a feed failing this long is paused rather than retried forever
 
 
 @dataclass
@@ -38,6 +40,10 @@ class PollResult:
     seen_entries: int = 0
     duration: float = 0.0
     error: str | None = None
+
+
+def database_error(exc: OperationalError) -> str:
+    return str(exc.orig) if exc.orig is not None else str(exc)
 
 
 def backoff(errors: int, retry_after: float | None = None) -> timedelta:
@@ -77,7 +83,12 @@ class Poller:
     async def poll(self, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
         """Poll the named feeds (all enabled ones by default) concurrently."""
         feeds = [self.config.feed(n) for n in names] if names else [f for f in self.config.feeds if f.enabled]
-        sync_feeds(self.engine, self.config)
+        try:
+            sync_feeds(self.engine, self.config)
+        except OperationalError as exc:
+            reason = database_error(exc)
+            log.error("feeds not polled: database error: %s (will retry at the next poll)", reason)
+            return [PollResult(f.name, "error", error=f"database error: {reason}") for f in feeds]
         own_fetcher = self.fetcher is None
         if own_fetcher:
             self.fetcher = Fetcher(self.settings)
@@ -93,7 +104,13 @@ class Poller:
         started = time.monotonic()
         try:
             result = await self._poll_feed(feed, force)
-        except Exception as exc:  # a bug or a database error: logged, recorded, and the daemon goes on
+        except OperationalError as exc:
+            # A full disk, a read-only file, a lost server: nothing half-written was committed; the next
+            # scheduled poll tries again.
+            reason = database_error(exc)
+            log.error("feed=%s not stored: database error: %s (will retry at the next poll)", feed.name, reason)
+            result = PollResult(feed.name, "error", error=f"database error: {reason}")
+        except Exception as exc:  # a bug: logged, and the daemon goes on
             log.exception("feed=%s poll failed", feed.name)
             result = PollResult(feed.name, "error", error=f"{type(exc).__name__}: {exc}")
         result.duration = time.monotonic() - started
@@ -114,7 +131,7 @@ class Poller:
         try:
             response = await self.fetcher.fetch_feed(row.url, row.etag, row.last_modified)
         except FetchError as exc:
-            return self._record_failure(row.id, started, exc.status, str(exc), exc.retry_after, exc.status == 410)
+            return self._record_failure(row.id, started, exc.status, str(exc), exc.retry_after, gone=exc.status == 410)
         if response.not_modified:
             return self._record_success(row.id, started, response, 0, 0, status="not-modified")
         try:
@@ -122,7 +139,7 @@ class Poller:
                 parse_feed, response.content, response.headers, response.url, self.settings.max_response_bytes
             )
         except ParseError as exc:
-            return self._record_failure(row.id, started, response.status, str(exc), None, False)
+            return self._record_failure(row.id, started, response.status, str(exc), None, parse_error=True)
         entries = parsed.entries[: self.settings.max_entries_per_feed]
         fresh = self._unseen(feed.name, entries)
         items = await asyncio.gather(*(self._prepare(feed, row.id, parsed.title, e) for e in fresh))
@@ -221,7 +238,8 @@ class Poller:
             row.last_fetched_at = row.last_success_at = started
             row.last_status = response.status
             row.last_new_entries = new
-            row.consecutive_errors = 0
+            row.consecutive_errors = row.parse_errors = 0
+            row.failing_since = None
             row.last_error = None
             row.retry_after = None
             session.add(row)
@@ -229,7 +247,14 @@ class Poller:
         return PollResult(row.name, status, response.status, new, seen)
 
     def _record_failure(
-        self, feed_id: int, started: datetime, status: int | None, error: str, retry_after: float | None, gone: bool
+        self,
+        feed_id: int,
+        started: datetime,
+        status: int | None,
+        error: str,
+        retry_after: float | None,
+        gone: bool = False,
+        parse_error: bool = False,
     ) -> PollResult:
         with session_scope(self.engine) as session:
             row = session.get(Feed, feed_id)
@@ -238,11 +263,15 @@ class Poller:
             row.last_error = error
             row.last_new_entries = 0
             row.consecutive_errors += 1
+            row.parse_errors = row.parse_errors + 1 if parse_error else 0
+            row.failing_since = row.failing_since or started
             row.retry_after = utcnow() + backoff(row.consecutive_errors, retry_after)
             if gone:
-                row.disabled_reason = "the server says the feed is gone (HTTP 410)"
-            elif row.consecutive_errors >= PAUSE_AFTER_ERRORS:
-                row.disabled_reason = f"paused after {row.consecutive_errors} failed polls in a row"
+                row.disabled_reason = "paused: the server says the feed is gone (HTTP 410)"
+            elif row.parse_errors >= PAUSE_AFTER_PARSE_ERRORS:
+                row.disabled_reason = f"paused: not a readable feed {row.parse_errors} times in a row"
+            elif started - row.failing_since >= PAUSE_AFTER_FAILING:
+                row.disabled_reason = f"paused: failing since {row.failing_since:%Y-%m-%d %H:%M} UTC"
             session.add(row)
             session.add(self._log_row(feed_id, started, status, 0, error))
         return PollResult(row.name, "error", status, error=error)
@@ -252,6 +281,18 @@ class Poller:
         duration = int((utcnow() - started).total_seconds() * 1000)
         return FetchLog(feed_id=feed_id, started_at=started, duration_ms=duration, status=status, new_entries=new,
                         error=error)
+
+
+def resume_feed(engine: Engine, name: str) -> bool:
+    """Un-pause a feed and forget its errors; False when no such feed was ever polled."""
+    with session_scope(engine) as session:
+        row = session.exec(select(Feed).where(Feed.name == name)).first()
+        if row is None:
+            return False
+        row.disabled_reason = row.retry_after = row.failing_since = None
+        row.consecutive_errors = row.parse_errors = 0
+        session.add(row)
+    return True
 
 
 def poll_once(engine: Engine, config: Config, names: list[str] | None = None, force: bool = False) -> list[PollResult]:

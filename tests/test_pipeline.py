@@ -121,3 +121,67 @@ def test_page_failure_falls_back_to_feed_text(tmp_path, demo_site, demo_config_f
     with Session(agg.engine) as session:
         sources = set(session.exec(select(Article.text_source)).all())
     assert sources == {"feed"}
+
+
+def _one_feed_config(tmp_path, url):
+    path = tmp_path / "one.yaml"
+    path.write_text(f"settings:\n  allow_private_networks: true\nfeeds:\n  - name: One\n    url: {url}\n"
+                    "    full_text: false\n")
+    return load_config(path)
+
+
+def _feed_row(agg):
+    with Session(agg.engine) as session:
+        return session.exec(select(Feed).where(Feed.name == "One")).one()
+
+
+def test_feed_policies_parse_errors_gone_and_retry_after(tmp_path, site):
+    from aggregator.pipeline import resume_feed
+
+    site.put("/broken.xml", b"<html>not a feed</html>", "text/html")
+    config = _one_feed_config(tmp_path, site.url("/broken.xml"))
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/p.db", config=config)
+    for _ in range(3):
+        poll_once(agg.engine, config, force=True)
+    assert "not a readable feed 3 times" in _feed_row(agg).disabled_reason
+    assert poll_once(agg.engine, config)[0].status == "disabled"  # paused feeds are not fetched
+    assert resume_feed(agg.engine, "One")
+    assert _feed_row(agg).disabled_reason is None
+
+    site.route("/broken.xml", lambda h: (h.send_response(410), h.end_headers()))
+    poll_once(agg.engine, config, force=True)
+    assert "gone" in _feed_row(agg).disabled_reason
+
+    resume_feed(agg.engine, "One")
+
+    def busy(handler):
+        handler.send_response(503)
+        handler.send_header("Retry-After", "3600")
+        handler.end_headers()
+
+    site.route("/broken.xml", busy)
+    poll_once(agg.engine, config)
+    row = _feed_row(agg)
+    rest = (row.retry_after - row.last_fetched_at).total_seconds()
+    assert 3500 < rest < 3700
+    assert poll_once(agg.engine, config)[0].status == "skipped"  # resting until Retry-After has passed
+
+
+def test_permanent_redirect_moves_the_feed(tmp_path, site, three_outlets):
+    from aggregator.demo import render_site
+
+    body, content_type = render_site(three_outlets, site.base_url, 1)["/continental-press/feed.xml"]
+    site.put("/new/feed.xml", body, content_type)
+
+    def moved(handler):
+        handler.send_response(301)
+        handler.send_header("Location", site.url("/new/feed.xml"))
+        handler.end_headers()
+
+    site.route("/old/feed.xml", moved)
+    config = _one_feed_config(tmp_path, site.url("/old/feed.xml"))
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/r.db", config=config)
+    assert poll_once(agg.engine, config)[0].new_entries > 0
+    assert _feed_row(agg).url == site.url("/new/feed.xml")
+    poll_once(agg.engine, config)
+    assert site.hits["/old/feed.xml"] == 1  # the second poll went straight to the new address
