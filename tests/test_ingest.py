@@ -1,0 +1,76 @@
+"""The write side: ingest keeps the engine and the database in step, and a restart rebuilds the same index."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from aggregator.ingest import Incoming, Ingestor
+from aggregator.models import Article, Story
+from aggregator.store import open_database, session_scope
+
+BODY = ("The regional council approved on Tuesday a plan to rebuild the harbour sea wall over the winter, after the "
+        "October storm destroyed more than forty metres of it and flooded the fish market. Engineers said the new "
+        "wall would be half a metre higher. The work will cost 2.4 million euros, paid from the emergency fund. ")
+OTHER = ("The national football league moved twelve spring matches to midweek evenings to make room for the "
+         "international break, a change the players' union said it had not been consulted about. ")
+
+
+def _item(i: str, source: str, title: str, text: str, minutes: int) -> Incoming:
+    when = datetime(2026, 11, 24, 8) + timedelta(minutes=minutes)
+    return Incoming(source_key=source, external_id=i, source=source, title=title, text=text, published=when)
+
+
+def _same_signature(a: Ingestor, b: Ingestor, article_id: int) -> bool:
+    return a.clusterer.minhashes[article_id].jaccard(b.clusterer.minhashes[article_id]) == 1.0
+
+
+def _ingest(ingestor, engine, item):
+    with session_scope(engine) as session:
+        return ingestor.ingest(session, item)
+
+
+def test_restart_reuses_stored_signatures_and_keeps_deciding_the_same(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/i.db")
+    first = Ingestor(engine)
+    original = _ingest(first, engine, _item("1", "Wire", "Harbour wall to be rebuilt", BODY * 2, 0))
+    assert _ingest(first, engine, _item("1", "Wire", "Harbour wall to be rebuilt", BODY * 2, 0)) is None  # seen
+    _ingest(first, engine, _item("2", "Sport", "League moves matches", OTHER * 3, 5))
+
+    restarted = Ingestor(engine)
+    assert restarted.reload() == 2
+    assert set(restarted.clusterer.articles) == set(first.clusterer.articles)
+    assert _same_signature(restarted, first, original.article_id)
+
+    copy = _ingest(restarted, engine, _item("3", "Paper", "UPDATE 1-Harbour wall rebuilt",
+                                            "CITY (Wire) - " + BODY * 2 + " Reporting by the desk.", 30))
+    assert copy.decision.duplicate_of == original.article_id
+    assert copy.decision.duplicate_signal == "near-duplicate"
+    assert copy.story_id == original.story_id
+
+
+def test_signatures_of_another_scheme_are_recomputed(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/i.db")
+    first = Ingestor(engine)
+    original = _ingest(first, engine, _item("1", "Wire", "Harbour wall to be rebuilt", BODY * 2, 0))
+    with session_scope(engine) as session:
+        session.exec(update(Article).values(minhash=b"\x00" * 512, minhash_scheme="old-scheme"))
+    restarted = Ingestor(engine)
+    restarted.reload()
+    assert _same_signature(restarted, first, original.article_id)
+
+
+def test_story_counts_and_representative(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/i.db")
+    ingestor = Ingestor(engine, preferred_sources=["Paper"])
+    a = _ingest(ingestor, engine, _item("1", "Wire", "Harbour wall to be rebuilt", BODY * 2, 0))
+    _ingest(ingestor, engine, _item("2", "Paper", "Harbour wall rebuilt", BODY * 2 + " Extra.", 10))
+    _ingest(ingestor, engine, _item("3", "Wire", "Harbour wall: update", BODY * 2 + " More.", 20))
+    with Session(engine) as session:
+        story = session.get(Story, a.story_id)
+        assert (story.article_count, story.source_count) == (3, 2)
+        rep = session.get(Article, story.representative_id)
+        assert rep.source == "Paper"  # a preferred source stands for the story over the earlier wire original
+        assert story.first_seen == datetime(2026, 11, 24, 8)
+        assert story.last_updated == datetime(2026, 11, 24, 8, 20)
+        assert len(session.exec(select(Story)).all()) == 1
