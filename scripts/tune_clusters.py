@@ -1,28 +1,26 @@
 """Replay a labelled file (shared/bench replay format) through the clustering engine and score it.
 
-usage: _quick_cluster_eval.py FILE [key=value ...] [--merges] [--speed N]
+usage: python scripts/tune_clusters.py FILE [key=value ...] [--merges] [--speed N]
     key=value   overrides a ClusterSettings field (numbers only)
     --merges    print every story merge with the headlines of both sides
     --speed N   first index N articles (the file's rows again under shifted vocabularies, as other stories),
                 then time the replay against that full index
-Scores exactly as shared/bench/score.py does; speed is features + decide + add, articles per second.
+Scores as `aggregator replay` does, on the engine alone (no database);
+speed is features + decide + add, articles per second.
 """
 
-import importlib.util
 import json
 import re
 import sys
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta
+from pathlib import Path
 
-sys.path.insert(0, "/work/main")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aggregator.cluster import Clusterer, ClusterSettings  # noqa: E402
 from aggregator.parse import parse_time  # noqa: E402
-
-spec = importlib.util.spec_from_file_location("score", "/work/shared/bench/score.py")
-score = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(score)
+from aggregator.replay import score  # noqa: E402
 
 
 def shifted(text, k):
@@ -54,7 +52,6 @@ def run(path, kw, show_merges=False, prefill=0):
                     sid = story_of[r["story"]] = next_id
                 c.add(-1 - n, f, sid)
                 n += 1
-    first_id = next_id
     members = defaultdict(list)
     story_of_article = {}
     t0 = time.perf_counter()
@@ -84,7 +81,7 @@ def run(path, kw, show_merges=False, prefill=0):
     dt = time.perf_counter() - t0
     gold = {r["id"]: str(r["story"]) for r in rows}
     pred = {rows[i]["id"]: str(s) for i, s in story_of_article.items()}
-    s = score.scores(gold, pred)
+    s = score(gold, pred)
     figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()}
     print(path.split("/")[-1], kw, figures, f"{len(rows) / dt:.0f}/s", f"(index of {prefill} first)" if prefill else "")
     return s
