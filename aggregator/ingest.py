@@ -135,10 +135,7 @@ class Ingestor:
             return None
         fetched = item.fetched_at or utcnow()
         when = item.published or fetched
-        tick = time.perf_counter()
-        feats = self.clusterer.features(item.title, item.text, when, item.source)
-        decision = self._decide(session, item, feats)
-        self.cluster_seconds += time.perf_counter() - tick
+        decision, feats = self._decide(session, item, when)
         story_id = decision.story_id
         if story_id is None:
             story = Story(title=item.title, first_seen=when, last_updated=when)
@@ -183,11 +180,15 @@ class Ingestor:
         self.cluster_seconds += time.perf_counter() - tick
         return Stored(article.id, story_id, decision)
 
-    def _decide(self, session: Session, item: Incoming, feats: Features) -> Decision:
+    def _decide(self, session: Session, item: Incoming, when: datetime) -> tuple[Decision, Features]:
         same = self._same_url(session, item)
-        if same is not None and same.story_id is not None:
+        tick = time.perf_counter()
+        feats = self.clusterer.features(item.title, item.text, when, item.source)
+        decision = None if same is not None and same.story_id is not None else self.clusterer.decide(feats)
+        self.cluster_seconds += time.perf_counter() - tick
+        if decision is None:
             original = same.duplicate_of or same.id
-            return Decision(
+            decision = Decision(
                 duplicate_of=original,
                 duplicate_signal=SIGNAL_URL,
                 duplicate_score=1.0,
@@ -195,7 +196,7 @@ class Ingestor:
                 story_signal=SIGNAL_URL,
                 story_score=1.0,
             )
-        return self.clusterer.decide(feats)
+        return decision, feats
 
     def _account(self, session: Session, story: Story, article: Article, new_source: bool) -> None:
         """Update a story's counts, times and representative for one more article."""
