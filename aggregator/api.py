@@ -15,7 +15,7 @@ from .cluster import Signal
 from .config import DEFAULT_CONFIG_PATH, Config, Settings, load_config
 from .ingest import Ingestor, settings_for
 from .models import Article
-from .store import DATABASE_ENV, open_database
+from .store import DATABASE_ENV, DaemonLock, open_database
 
 
 def resolve_database(database: str | None, config: Config | None) -> str:
@@ -105,9 +105,13 @@ class Aggregator:
     # ---- writing ----------------------------------------------------------------------------------------
 
     def poll(self, names: list[str] | None = None, force: bool = False):
-        """One pass over the configured feeds (all enabled ones, or those named)."""
+        """One pass over the configured feeds (all enabled ones, or those named).
+
+        Takes the same lock as the daemon: one writer per database, so a running daemon makes this refuse.
+        """
         from .pipeline import poll_once
 
         if self.config is None:
             raise ValueError("polling needs a feeds config")
-        return poll_once(self.engine, self.config, names, force=force)
+        with DaemonLock(self.engine, purpose="poll"):
+            return poll_once(self.engine, self.config, names, force=force)

@@ -120,8 +120,9 @@ class DaemonLock:
 
     ADVISORY_KEY = 0x61676772  # "aggr"
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, purpose: str = "daemon"):
         self.engine = engine
+        self.purpose = purpose
         self._file = None
         self._conn = None
 
@@ -140,11 +141,12 @@ class DaemonLock:
                 holder = handle.read().strip() or "another process"
                 handle.close()
                 raise StoreError(
-                    f"another aggregator daemon (pid {holder}) is already running on {database}"
+                    f"another aggregator process (pid {holder}) is already running on {database}; "
+                    f"one writer at a time, so this {self.purpose} does not start"
                 ) from None
             handle.seek(0)
             handle.truncate()
-            handle.write(str(os.getpid()))
+            handle.write(f"{os.getpid()} ({self.purpose})")
             handle.flush()
             self._file = handle
         else:
@@ -153,7 +155,10 @@ class DaemonLock:
             if not got:
                 self._conn.close()
                 self._conn = None
-                raise StoreError(f"another aggregator daemon is already running on {url.render_as_string()}")
+                raise StoreError(
+                    f"another aggregator process is already running on {url.render_as_string()}; "
+                    f"one writer at a time, so this {self.purpose} does not start"
+                )
 
     def release(self) -> None:
         if self._file is not None:

@@ -132,3 +132,13 @@ def test_example_script_uses_the_library_api(polled, tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "sources]" in result.stdout and "Continental Press" in result.stdout
+
+
+def test_poll_refuses_while_a_daemon_holds_the_database(tmp_path, demo_config_file, capsys):
+    from aggregator.store import DaemonLock, open_database
+
+    database = f"sqlite:///{tmp_path}/locked.db"
+    with DaemonLock(open_database(database)):
+        assert main(["--config", str(demo_config_file), "--database", database, "poll"]) == 1
+    assert "already running" in capsys.readouterr().err
+    assert main(["--config", str(demo_config_file), "--database", database, "poll"]) == 0
