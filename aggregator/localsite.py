@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 # Fixed so that If-Modified-Since round trips are reproducible across runs.
@@ -94,6 +95,10 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.site = site
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.site._accepted()
+        super().process_request(request, client_address)
+
     def handle_error(self, request: object, client_address: object) -> None:
         # Clients hanging up mid-response is expected (deadlines, size caps); anything else is a bug.
         if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -106,6 +111,7 @@ class LocalSite:
     def __init__(self) -> None:
         self.hits: collections.Counter[str] = collections.Counter()  # path -> GET count
         self.requests: list[tuple[str, RequestHeaders]] = []  # (path, headers), GET and HEAD
+        self.connections = 0  # TCP connections accepted, whether or not a request followed
         self._paths: dict[str, _Resource | RouteHandler] = {}
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -175,6 +181,10 @@ class LocalSite:
     def remove(self, path: str) -> None:
         with self._lock:
             self._paths.pop(path, None)
+
+    def _accepted(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def _serve(self, handler: BaseHTTPRequestHandler, head: bool) -> None:
         path = urlsplit(handler.path).path

@@ -16,7 +16,7 @@ from aggregator.config import Settings
 from aggregator.fetch import Fetcher, FetchError, FetchResult, decode_html
 from aggregator.localsite import LocalSite
 
-SETTINGS = Settings(timeout=2)
+SETTINGS = Settings(timeout=2, allow_private_networks=True)
 
 
 def fetch(url: str, settings: Settings = SETTINGS, **kwargs: object) -> FetchResult:
@@ -155,7 +155,7 @@ def test_body_over_max_bytes_fails(site: LocalSite) -> None:
     assert len(fetch(site.url("/big"), max_bytes=10_000).content) == 10_000
     error = fetch_error(site.url("/big"), max_bytes=9_999)
     assert "larger than 9999 bytes" in str(error)
-    settings = Settings(timeout=2, max_response_bytes=5_000)
+    settings = Settings(timeout=2, max_response_bytes=5_000, allow_private_networks=True)
     fetch_error(site.url("/big"), settings)
 
 
@@ -215,7 +215,7 @@ def test_redirect_to_non_http_url_refused(site: LocalSite) -> None:
 
 def test_user_agent_sent(site: LocalSite) -> None:
     site.put("/ua", "ok")
-    fetch(site.url("/ua"), Settings(timeout=2, user_agent="test-agent/1.0"))
+    fetch(site.url("/ua"), Settings(timeout=2, user_agent="test-agent/1.0", allow_private_networks=True))
     assert site.requests[-1][1]["User-Agent"] == "test-agent/1.0"
 
 
@@ -243,7 +243,7 @@ def test_per_host_limit_respected(site: LocalSite) -> None:
         respond(200, body=b"ok")(request)
 
     site.route("/counted", counted)
-    settings = Settings(timeout=2, per_host_limit=2, max_concurrency=8)
+    settings = Settings(timeout=2, per_host_limit=2, max_concurrency=8, allow_private_networks=True)
 
     async def run() -> list[FetchResult]:
         async with Fetcher(settings) as fetcher:
