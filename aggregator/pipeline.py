@@ -114,7 +114,8 @@ class Poller:
             log.exception("feed=%s poll failed", feed.name)
             result = PollResult(feed.name, "error", error=f"{type(exc).__name__}: {exc}")
         result.duration = time.monotonic() - started
-        log.info(
+        log.log(
+            logging.WARNING if result.status == "error" else logging.INFO,
             "feed=%s status=%s http=%s new=%d seen=%d duration=%.2fs%s",
             feed.name, result.status, result.http_status, result.new_entries, result.seen_entries,
             result.duration, f" error={result.error}" if result.error else "",
