@@ -88,7 +88,9 @@ class Daemon:
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
         for task in tasks:
             task.cancel()
-        await asyncio.wait(tasks, timeout=5) if tasks else None
+        if tasks:
+            # A cancelled poll stops between articles; each stored article was its own committed transaction.
+            await asyncio.wait(tasks, timeout=5)
 
     def _schedule_jobs(self) -> None:
         now = datetime.now(UTC)
