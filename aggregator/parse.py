@@ -1,18 +1,30 @@
 """Parse stage: feed bytes to entries with a stable identity, a canonical URL and a UTC time.
 
 feedparser reads RSS 0.9x/1.0/2.0 and Atom; JSON Feed is read here. feedparser is handed bytes in a
-``BytesIO`` with the response headers, never a string (which it may take for a file path or a URL).
+``BytesIO``, never a string (which it may take for a file path or a URL).
+
+Feed bytes are written by whoever controls the feed, so they are read as hostile. Before feedparser sees
+an XML document it is decoded here (BOM, HTTP charset, XML declaration, else UTF-8 with a windows-1252
+fallback per broken byte), characters XML forbids are dropped, a document declaring any entity is refused
+and the prolog (XML declaration, comments, processing instructions and the DOCTYPE with its internal and
+external subset) is replaced by a plain UTF-8 XML declaration. So expat never sees a DTD: no entity
+expansion (billion laughs, quadratic blowup), no external entity or DTD is read, no default attributes.
+Every scan here runs in time linear in the document's length.
 """
 
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import html
+import html.entities
 import io
+import itertools
 import json
 import logging
 import re
+import xml.parsers.expat
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,11 +37,17 @@ from courlan import normalize_url
 log = logging.getLogger(__name__)
 
 JSON_FEED_TYPES = ("application/feed+json", "application/json")
-_TAG = re.compile(r"<[^>]+>")
+# A tag stops at the next "<" as well as at ">": with "[^>]" alone, text full of "<" takes quadratic time.
+_TAG = re.compile(r"<[^<>]+>")
 _SPACE = re.compile(r"[ \t\r\f\v]+")
-_BLOCK = re.compile(r"</?(p|div|br|li|h[1-6]|blockquote|tr|section|article)\b[^>]*>", re.I)
-_DROP = re.compile(r"<(script|style|noscript|template)\b.*?</\1\s*>", re.I | re.S)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]")
+_BLANK_LINES = re.compile(r"\n\s*\n")
+_BLOCK = re.compile(r"</?(p|div|br|li|h[1-6]|blockquote|tr|section|article)\b[^<>]*>", re.I)
+_DROP_OPEN = re.compile(r"<(script|style|noscript|template)\b", re.I)
+_DROP_CLOSE = {name: re.compile(rf"</{name}\s*>", re.I) for name in ("script", "style", "noscript", "template")}
+# C0 and C1 controls (tab and newline are kept by the callers' line handling), lone surrogates, non-characters.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff\ufffe\uffff\ud800-\udfff]")
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
+MAX_URL_CHARS = 8192
 
 
 class ParseError(Exception):
@@ -58,23 +76,59 @@ class ParsedFeed:
     skipped: int = 0  # entries that could not be read
 
 
+def clean_text(value: str) -> str:
+    """``value`` without control characters (tab and newline kept), lone surrogates or non-characters."""
+    if value.isascii() and value.isprintable():
+        return value
+    return _UNSAFE.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _drop_code(fragment: str) -> str:
+    """``fragment`` with script, style, noscript and template elements cut out, in linear time.
+
+    An element without its end tag is left alone (its tags go with the other tags). A failed search for
+    an end tag is remembered, so that many unclosed start tags do not each scan the rest of the text.
+    """
+    if "<" not in fragment:
+        return fragment
+    pieces: list[str] = []
+    pos = 0
+    no_close_after: dict[str, int] = {}
+    while (start := _DROP_OPEN.search(fragment, pos)) is not None:
+        name = start.group(1).lower()
+        close = None
+        if start.end() < no_close_after.get(name, len(fragment) + 1):
+            close = _DROP_CLOSE[name].search(fragment, start.end())
+            if close is None:
+                no_close_after[name] = start.end()
+        if close is None:
+            pieces.append(fragment[pos : start.end()])
+            pos = start.end()
+            continue
+        pieces.append(fragment[pos : start.start()])
+        pieces.append(" ")
+        pos = close.end()
+    pieces.append(fragment[pos:])
+    return "".join(pieces)
+
+
 def html_to_text(fragment: str | None) -> str:
     """Readable plain text of an HTML fragment, paragraphs kept on their own lines."""
     if not fragment:
         return ""
-    text = _DROP.sub(" ", fragment)
+    text = _drop_code(fragment)
     text = _BLOCK.sub("\n", text)
     text = html.unescape(_TAG.sub(" ", text))
-    text = _CONTROL.sub("", text)
+    text = _BLANK_LINES.sub("\n", _CONTROL.sub("", text))
     lines = (_SPACE.sub(" ", line).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 
 
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
     """The URL with tracking parameters and fragment removed and host lower-cased; None if not http(s)."""
-    if not url:
+    if not url or len(url) > MAX_URL_CHARS:
         return None
-    url = url.strip()
+    url = clean_text(url).strip()
     if base:
         url = urljoin(base, url)
     parts = urlsplit(url)
@@ -105,11 +159,11 @@ def parse_time(value: str | None) -> datetime | None:
     value = value.strip()
     try:
         return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     try:
         return _utc(parsedate_to_datetime(value))
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
@@ -131,11 +185,12 @@ def _plausible(dt: datetime | None, now: datetime) -> datetime | None:
 
 def entry_identity(guid: str | None, canonical: str | None, title: str, content: str) -> str:
     """GUID, else canonical link, else a hash of title and content."""
-    if guid and guid.strip():
-        return guid.strip()[:500]
+    guid = clean_text(guid).strip() if guid else ""
+    if guid:
+        return guid[:500]
     if canonical:
         return canonical[:500]
-    digest = hashlib.sha256(f"{title}\n{content}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{title}\n{content}".encode("utf-8", "surrogatepass")).hexdigest()
     return f"sha256:{digest}"
 
 
@@ -148,14 +203,18 @@ def _build_entry(guid, link, title, summary_html, content_html, author, publishe
     canonical = canonical_url(link, base)
     if not title and not summary and not content and not canonical:
         raise ValueError("entry has no title, link or text")
+    url = None
+    if canonical:
+        link = clean_text(link).strip()
+        url = urljoin(base, link) if base else link
     return ParsedEntry(
-        external_id=entry_identity(guid, canonical, title, summary or content),
+        external_id=entry_identity(guid if isinstance(guid, str) else None, canonical, title, summary or content),
         title=title[:1000],
-        url=canonical and (urljoin(base, link.strip()) if base else link.strip()),
+        url=url,
         canonical_url=canonical,
         summary=summary,
         content=content,
-        author=(html_to_text(author) or None) if author else None,
+        author=(html_to_text(author) or None) if isinstance(author, str) else None,
         published=_plausible(published, now),
     )
 
@@ -192,41 +251,50 @@ def _looks_like_json_feed(content: bytes, content_type: str) -> bool:
 def _parse_json_feed(content: bytes, base: str | None, now: datetime) -> ParsedFeed:
     try:
         doc = json.loads(content.decode("utf-8-sig", errors="replace"))
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ParseError(f"parse: not a JSON Feed: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # ValueError: also a number past int's digit limit
+        raise ParseError(f"parse: not a JSON Feed: {str(exc)[:200]}") from None
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith("https://jsonfeed.org/version/"):
         raise ParseError("parse: JSON document is not a JSON Feed (no jsonfeed.org version)")
     feed = ParsedFeed(
-        title=html_to_text(str(doc.get("title") or "")),
+        title=html_to_text(str(doc.get("title") or ""))[:1000],
         site_url=canonical_url(doc.get("home_page_url") if isinstance(doc.get("home_page_url"), str) else None),
-        format="json" + str(doc["version"]).rsplit("/", 1)[-1],
+        format=clean_text("json" + str(doc["version"]).rsplit("/", 1)[-1])[:20],
     )
     items = doc.get("items") if isinstance(doc.get("items"), list) else []
+    if len(items) > MAX_ENTRIES:
+        feed.warning = f"feed cut after {MAX_ENTRIES} entries: more than {MAX_ENTRIES} entries"
+        items = items[:MAX_ENTRIES]
     for item in items:
         try:
             if not isinstance(item, dict):
                 raise ValueError("item is not an object")
             authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else [])
-            author = ", ".join(a.get("name", "") for a in authors if isinstance(a, dict) and a.get("name"))
+            if not isinstance(authors, list):
+                authors = []
+            author = ", ".join(str(a["name"]) for a in authors if isinstance(a, dict) and a.get("name"))
             summary = item.get("summary") or ""
             content_html = item.get("content_html") or html.escape(item.get("content_text") or "")
             feed.entries.append(
                 _build_entry(
-                    guid=str(item["id"]) if item.get("id") is not None else None,
+                    guid=str(item["id"])[:500] if item.get("id") is not None else None,
                     link=item.get("url") if isinstance(item.get("url"), str) else None,
                     title=str(item.get("title") or ""),
                     summary_html=html.escape(summary) if isinstance(summary, str) else "",
                     content_html=content_html if isinstance(content_html, str) else "",
                     author=author or None,
-                    published=parse_time(item.get("date_published") or item.get("date_modified")),
+                    published=_json_time(item.get("date_published") or item.get("date_modified")),
                     base=base,
                     now=now,
                 )
             )
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             feed.skipped += 1
             log.debug("skipped a JSON Feed item: %s", exc)
     return feed
+
+
+def _json_time(value) -> datetime | None:
+    return parse_time(value[:100]) if isinstance(value, str) else None
 
 
 def _gunzip_if_compressed(content: bytes, limit: int) -> bytes:
@@ -243,6 +311,325 @@ def _gunzip_if_compressed(content: bytes, limit: int) -> bytes:
     return data
 
 
+# --- Reading hostile XML -------------------------------------------------------------------------------------
+
+# Byte order marks, then the first characters of "<?xml" or "<" in encodings that are not ASCII-compatible.
+_SNIFFED = (
+    (b"\x00\x00\xfe\xff", "utf-32-be", 4),
+    (b"\xff\xfe\x00\x00", "utf-32-le", 4),
+    (b"\xef\xbb\xbf", "utf-8", 3),
+    (b"\xfe\xff", "utf-16-be", 2),
+    (b"\xff\xfe", "utf-16-le", 2),
+    (b"\x00\x00\x00<", "utf-32-be", 0),
+    (b"<\x00\x00\x00", "utf-32-le", 0),
+    (b"\x00<", "utf-16-be", 0),
+    (b"<\x00", "utf-16-le", 0),
+    (b"\x4c\x6f\xa7\x94", "cp037", 0),
+)
+_DECLARED_ENCODING = re.compile(rb"""\A\s{0,64}<\?xml[^>]{0,200}?\bencoding\s*=\s*["']([A-Za-z][\w.:+-]{0,39})["']""")
+_HTTP_CHARSET = re.compile(r"""\bcharset\s*=\s*["']?([A-Za-z0-9][\w.:+-]{0,39})""", re.I)
+# Codecs that are no text encoding a feed could use, slow on long input, or able to make lone surrogates.
+_REFUSED_CODECS = {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "utf-7", "undefined", "mbcs", "oem"}
+# As browsers do: a Latin-1 or ASCII label means windows-1252; GB2312 and GBK are read as their superset.
+_CODEC_ALIASES = {"iso8859-1": "cp1252", "ascii": "cp1252", "gb2312": "gb18030", "gbk": "gb18030",
+                  "utf-8-sig": "utf-8"}
+_CP1252 = [bytes([b]).decode("cp1252", "replace") for b in range(256)]
+MAX_LEGACY_BYTES = 20_000  # broken bytes in a "UTF-8" document read one by one; past this the whole as windows-1252
+
+# Characters XML 1.0 forbids; expat stops at the first one.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_PROLOG_SPACE = re.compile(r"\s*")
+_DOCTYPE = re.compile(r"<!\s*doctype", re.I)
+_ENTITY = re.compile(r"<!\s*entity", re.I)
+_ROOT_START = re.compile(r"<[A-Za-z0-9_]")  # where feedparser's DOCTYPE filter stops looking
+_SPACE_RUN = re.compile(r"\s{2,}")
+_DOCTYPE_TOKEN = re.compile(r"""["'\[\]>]|<!--|<\?""")
+# An "&" that starts no reference (as in "AT&T" or an unescaped "?a=1&b=2"): expat stops there.
+_STRAY_AMPERSAND = re.compile(r"&(?!#[0-9]{1,16};|#[xX][0-9a-fA-F]{1,16};|[A-Za-z_:][\w.:-]{0,63};)")
+_REFERENCE = re.compile(
+    r"&(?:#[xX]([0-9a-fA-F]{1,16})|#([0-9]{1,16})|(?!(?:amp|lt|gt|quot|apos);)([A-Za-z_:][\w.:-]{0,63}));"
+)
+_XML_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
+_ENTRY_NAMES = ("item", "entry")
+_ENTRY_END = re.compile(rb"</(?:\w+:)?(?:item|entry)\s*>", re.I)
+
+# feedparser's work is bounded here, so that no feed keeps a parse thread for long (measured: 20-150 us per
+# element when the document is well formed; its lenient parser, for the rest, takes up to 5 s per MB).
+MAX_ENTRIES = 2000  # a feed is cut after this many entries (newest first, as feeds are written)
+MAX_ELEMENTS = 50_000  # ... or after the last whole entry within this many elements
+MAX_ATTRIBUTE_WORK = 1_000_000  # sum of squared attribute counts: the SAX layer looks attributes up one by one
+# A document that is not well formed is cut before the lenient parser, which takes up to 15 us per "<".
+LENIENT_MAX_MARKUP = 60_000  # ... after this many "<"
+LENIENT_MAX_BYTES = 2 * 1024 * 1024  # ... or this many bytes
+
+
+def _legacy_bytes(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: bytes that are not UTF-8 read as windows-1252 (mixed or mislabelled documents)."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return "".join(_CP1252[b] for b in error.object[error.start : error.end]), error.end
+
+
+codecs.register_error("aggregator.parse.cp1252", _legacy_bytes)
+
+
+def _codec(label: str | bytes | None) -> str | None:
+    """The Python codec for an encoding label when it is a usable ASCII-compatible text encoding."""
+    if not label:
+        return None
+    if isinstance(label, bytes):
+        label = label.decode("ascii", "replace")
+    try:
+        name = codecs.lookup(label).name
+    except (LookupError, ValueError):
+        return None
+    name = _CODEC_ALIASES.get(name, name)
+    if name in _REFUSED_CODECS or not getattr(codecs.lookup(name), "_is_text_encoding", True):
+        return None
+    try:
+        if "<?xml".encode(name) != b"<?xml":
+            return None  # UTF-16, UTF-32 or EBCDIC named in a document read as ASCII: the label is wrong
+    except UnicodeError:
+        return None
+    return name
+
+
+def _sniff(content: bytes) -> tuple[str | None, int]:
+    """The encoding told by a byte order mark or by how "<" is written, and the length of the mark."""
+    for prefix, name, skip in _SNIFFED:
+        if content.startswith(prefix):
+            return name, skip
+    head = content[:512]
+    if b"\x00" in head[:64]:
+        # Text before the root in UTF-16 without a mark: most odd or even bytes are zero.
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        if odd > 0.4 * len(head[1::2]) and even < 0.1 * len(head[0::2]):
+            return "utf-16-le", 0
+        if even > 0.4 * len(head[0::2]) and odd < 0.1 * len(head[1::2]):
+            return "utf-16-be", 0
+    return None, 0
+
+
+def _decode_utf8(data: bytes) -> str:
+    """UTF-8, where bytes that are not UTF-8 are read as windows-1252 (feeds mislabel and mix both)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    lossy = data.decode("utf-8", "replace")
+    if lossy.count("\ufffd") - data.count(b"\xef\xbf\xbd") > MAX_LEGACY_BYTES:
+        return data.decode("cp1252", "aggregator.parse.cp1252")
+    return data.decode("utf-8", "aggregator.parse.cp1252")
+
+
+def decode_document(content: bytes, content_type: str = "") -> str:
+    """The text of an XML document: mark, HTTP charset, declaration, else UTF-8 (with windows-1252 bytes).
+
+    A document that is valid UTF-8 with non-ASCII bytes is read as UTF-8 whatever its label says: the odds
+    that text in any other encoding is valid UTF-8 by chance are negligible, while wrong labels are common.
+    """
+    sniffed, skip = _sniff(content)
+    data = content[skip:]
+    if sniffed and sniffed != "utf-8":
+        return data.decode(sniffed, "replace")
+    if sniffed == "utf-8":
+        return _decode_utf8(data)
+    charset = _HTTP_CHARSET.search(content_type)
+    declared = _DECLARED_ENCODING.match(data[:1024])
+    encoding = _codec(charset and charset.group(1)) or _codec(declared and declared.group(1))
+    if encoding in (None, "utf-8"):
+        return _decode_utf8(data)
+    if not data.isascii():
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    try:
+        return data.decode(encoding)
+    except UnicodeError:
+        return data.decode(encoding, "replace")
+
+
+def _doctype_end(text: str, pos: int) -> int:
+    """Where the DOCTYPE declaration whose keyword ends at ``pos`` ends, its internal subset included."""
+    in_subset = False
+    while (token := _DOCTYPE_TOKEN.search(text, pos)) is not None:
+        mark = token.group()
+        if mark in ('"', "'", "<!--", "<?"):
+            closing = {"<!--": "-->", "<?": "?>"}.get(mark, mark)
+            end = text.find(closing, token.end())
+            if end < 0:
+                return len(text)
+            pos = end + len(closing)
+            continue
+        pos = token.end()
+        if mark == "[":
+            in_subset = True
+        elif mark == "]":
+            in_subset = False
+        elif not in_subset:  # ">"
+            return pos
+    return len(text)
+
+
+def _split_prolog(text: str) -> tuple[str, str]:
+    """(the prolog: XML declaration, comments, processing instructions, DOCTYPE), (the rest) of ``text``."""
+    pos, size = 0, len(text)
+    while pos < size:
+        pos = _PROLOG_SPACE.match(text, pos).end()
+        if text.startswith("<?", pos):
+            end = text.find("?>", pos + 2)
+            pos = size if end < 0 else end + 2
+        elif text.startswith("<!--", pos):
+            end = text.find("-->", pos + 4)
+            pos = size if end < 0 else end + 3
+        elif (doctype := _DOCTYPE.match(text, pos)) is not None:
+            pos = _doctype_end(text, doctype.end())
+        else:
+            break
+    return text[:pos], text[pos:]
+
+
+def _reference(match: re.Match) -> str:
+    """What XML accepts for the reference ``match``: HTML names as numbers, other names and forbidden
+    characters as text (as feedparser's lenient parser would show them)."""
+    number, name = match.group(1) or match.group(2), match.group(3)
+    if name is not None:
+        codepoint = html.entities.name2codepoint.get(name)
+        return f"&amp;{name};" if codepoint is None else f"&#{codepoint};"
+    codepoint = int(number, 16 if match.group(1) else 10)
+    if 0x80 <= codepoint <= 0x9F:  # as HTML reads them: windows-1252 characters
+        return f"&#{ord(_CP1252[codepoint])};"
+    if codepoint in (0x9, 0xA, 0xD) or 0x20 <= codepoint <= 0xD7FF or 0xE000 <= codepoint <= 0xFFFD or (
+        0x10000 <= codepoint <= 0x10FFFF
+    ):
+        return match.group()
+    return "&#xFFFD;"
+
+
+def _fix_references(text: str) -> str:
+    return _REFERENCE.sub(_reference, _STRAY_AMPERSAND.sub("&amp;", text))
+
+
+def _fix_ampersands(body: str) -> str:
+    """``body`` with its references and stray ampersands made acceptable to XML, CDATA sections left alone."""
+    if "&" not in body:
+        return body
+    pieces: list[str] = []
+    pos = 0
+    while pos < len(body):
+        start = body.find("<![CDATA[", pos)
+        if start < 0:
+            start = len(body)
+        pieces.append(_fix_references(body[pos:start]))
+        end = body.find("]]>", start + 9) if start < len(body) else -1
+        if end < 0:  # no (more) CDATA, or one left open: the rest stays as it is
+            pieces.append(body[start:])
+            break
+        pieces.append(body[start : end + 3])
+        pos = end + 3
+    return "".join(pieces)
+
+
+def sanitize_xml(content: bytes, content_type: str = "") -> tuple[bytes, str | None]:
+    """(UTF-8 XML without a DTD that feedparser may read, "rss091n" for a Netscape RSS 0.91 DOCTYPE or None).
+
+    Raises ParseError for a document that declares an entity anywhere: real feeds never need one, and
+    refusing is the only safe answer to billion laughs, quadratic blowup and external entities.
+    """
+    text = _XML_FORBIDDEN.sub("", decode_document(content, content_type))
+    declaration = _ENTITY.search(text)
+    if declaration is not None:
+        raise ParseError(f"parse: feed declares entities (at character {declaration.start()}); refused")
+    prolog, body = _split_prolog(text)
+    # Text before the root is junk; its runs of blank lines are squeezed, as feedparser's own DOCTYPE
+    # filter scans that part with a multi-line "^\s*" that takes quadratic time on them.
+    root = _ROOT_START.search(body)
+    root_at = root.start() if root else len(body)
+    if root_at:
+        body = _SPACE_RUN.sub(" ", body[:root_at]) + body[root_at:]
+    doctype = _DOCTYPE.search(prolog)
+    version = "rss091n" if doctype and "netscape" in prolog[doctype.start() : doctype.start() + 500].lower() else None
+    return (_XML_DECLARATION + _fix_ampersands(body)).encode("utf-8"), version
+
+
+class _Stop(Exception):
+    """Raised from the expat handlers to end the pre-pass early."""
+
+
+def _char_boundary(data: bytes, cut: int) -> int:
+    """``cut`` moved back to the start of a UTF-8 sequence."""
+    while 0 < cut < len(data) and 0x80 <= data[cut] < 0xC0:
+        cut -= 1
+    return cut
+
+
+def bound_work(document: bytes) -> tuple[bytes, str | None]:
+    """(``document`` cut so that feedparser's work on it is bounded, why it was cut or None).
+
+    One pass of expat (no DTD is left to expand) with namespaces, as feedparser's strict parser runs it,
+    counts elements, attributes and entries. A well-formed document past a limit is cut after its last
+    whole entry, with its open elements closed again (ParseError when there is none). One that is not well
+    formed (feedparser then falls back to its much slower lenient parser) is cut to LENIENT_MAX_MARKUP tags
+    and LENIENT_MAX_BYTES, at an entry's end when there is one.
+    """
+    parser = xml.parsers.expat.ParserCreate("utf-8", namespace_separator="\x01")
+    parser.namespace_prefixes = True
+    open_names: list[str] = []  # qualified names, as written, of the elements open at this point
+    seen = {"elements": 0, "entries": 0, "attributes": 0}
+    last_entry: list = []  # (byte offset just after the last entry's end tag, the names then still open)
+    reason: list[str] = []
+
+    def start(name: str, attributes: dict) -> None:
+        parts = name.split("\x01")  # "uri local prefix", "uri local" or "local"
+        local = parts[1] if len(parts) > 1 else parts[0]
+        open_names.append(f"{parts[2]}:{local}" if len(parts) == 3 else local)
+        seen["elements"] += 1
+        seen["attributes"] += len(attributes) ** 2
+        if local.lower() in _ENTRY_NAMES and seen["entries"] >= MAX_ENTRIES:
+            reason.append(f"more than {MAX_ENTRIES} entries")
+        elif seen["elements"] > MAX_ELEMENTS:
+            reason.append(f"more than {MAX_ELEMENTS} elements")
+        elif seen["attributes"] > MAX_ATTRIBUTE_WORK:
+            reason.append("too many attributes")
+        if reason:
+            raise _Stop
+
+    def end(name: str) -> None:
+        qname = open_names.pop()
+        if qname.rsplit(":", 1)[-1].lower() in _ENTRY_NAMES:
+            seen["entries"] += 1
+            last_entry[:] = [document.find(b">", parser.CurrentByteIndex) + 1, tuple(open_names)]
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(document, True)
+    except _Stop:
+        if not last_entry or not last_entry[1]:
+            raise ParseError(f"parse: feed refused: {reason[0]} before its first entry") from None
+        cut, still_open = last_entry
+        closing = "".join(f"</{qname}>" for qname in reversed(still_open)).encode("utf-8")
+        return document[:cut] + closing, f"feed cut after {seen['entries']} entries: {reason[0]}"
+    except (xml.parsers.expat.ExpatError, RecursionError, ValueError):
+        return _bound_lenient(document)
+    return document, None
+
+
+def _bound_lenient(document: bytes) -> tuple[bytes, str | None]:
+    """``document`` cut to LENIENT_MAX_MARKUP "<" and LENIENT_MAX_BYTES, after an entry's end when it can."""
+    limit = min(len(document), LENIENT_MAX_BYTES)
+    if document.count(b"<", 0, limit) > LENIENT_MAX_MARKUP:
+        tags = re.finditer(rb"<", document)
+        limit = next(itertools.islice(tags, LENIENT_MAX_MARKUP, None)).start()
+    if limit == len(document):
+        return document, None
+    entry_ends = [end.end() for end in _ENTRY_END.finditer(document, limit // 2, limit)]
+    cut = entry_ends[-1] if entry_ends else _char_boundary(document, limit)
+    return document[:cut], (f"feed is not well-formed XML and longer than {LENIENT_MAX_MARKUP} tags or "
+                            f"{LENIENT_MAX_BYTES} bytes: cut after {cut} bytes")
+
+
 def parse_feed(
     content: bytes,
     headers: dict[str, str] | None = None,
@@ -250,32 +637,43 @@ def parse_feed(
     max_bytes: int = 15 * 1024 * 1024,
 ) -> ParsedFeed:
     """Entries of an RSS, Atom or JSON Feed document; raises ParseError when it is no feed at all."""
-    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    headers = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
+    if len(content) > max_bytes:
+        raise ParseError(f"parse: feed is larger than {max_bytes} bytes")
     content = _gunzip_if_compressed(content, max_bytes)
     now = datetime.now(UTC).replace(tzinfo=None)
     if _looks_like_json_feed(content, headers.get("content-type", "").lower()):
         return _parse_json_feed(content, base_url, now)
-    # feedparser uses response headers for the charset and for relative links.
-    fp_headers = {k: v for k, v in headers.items() if k in ("content-type", "content-location", "content-language")}
-    fp_headers.setdefault("content-type", "application/xml")
+    document, version = sanitize_xml(content, headers.get("content-type", ""))
+    document, cut = bound_work(document)
+    # The document is UTF-8 now, whatever the response said. feedparser reads relative links against
+    # Content-Location; it never fetches anything for a stream (no DTD, no entity, no relative URI).
+    fp_headers = {k: v for k, v in headers.items() if k in ("content-location", "content-language")}
+    fp_headers["content-type"] = "application/xml; charset=utf-8"
     if base_url and "content-location" not in fp_headers:
         fp_headers["content-location"] = base_url
-    parsed = feedparser.parse(io.BytesIO(content), response_headers=fp_headers, sanitize_html=False,
-                              resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(io.BytesIO(document), response_headers=fp_headers, sanitize_html=False,
+                                  resolve_relative_uris=False)
+    except Exception as exc:  # feedparser copes with almost anything; a hostile feed must not stop a poll
+        log.warning("feedparser failed on %s: %r", base_url, exc)
+        raise ParseError(f"parse: unreadable feed: {type(exc).__name__}") from None
     if not parsed.get("version") and not parsed.entries:
         reason = parsed.get("bozo_exception") or "no RSS or Atom root element"
-        raise ParseError(f"parse: not a feed: {reason}")
+        raise ParseError(f"parse: not a feed: {clean_text(str(reason))[:200]}")
     meta = parsed.get("feed", {})
+    fp_version = parsed.get("version") or "unknown"
     feed = ParsedFeed(
-        title=html_to_text(meta.get("title") or ""),
+        title=html_to_text(meta.get("title") or "")[:1000],
         site_url=canonical_url(meta.get("link"), base_url),
-        format=parsed.get("version") or "unknown",
-        warning=str(parsed.get("bozo_exception")) if parsed.get("bozo") else None,
+        format=version if version and fp_version.startswith("rss09") else fp_version,
+        warning="; ".join(filter(None, [
+            cut, clean_text(str(parsed.get("bozo_exception")))[:500] if parsed.get("bozo") else None])) or None,
     )
     for entry in parsed.entries:
         try:
             feed.entries.append(_feedparser_entry(entry, base_url, now))
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             feed.skipped += 1
             log.debug("skipped an entry: %s", exc)
     return feed

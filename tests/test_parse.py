@@ -122,3 +122,22 @@ def test_real_feeds_parse(path):
         assert entry.title or entry.canonical_url
         if entry.canonical_url:
             assert entry.canonical_url.startswith(("http://", "https://"))
+
+
+def test_stray_ampersands_and_html_entities_keep_the_strict_parser():
+    """"AT&T", an unescaped query string and HTML entity names would stop expat; they are repaired first."""
+    document = (b'<rss version="2.0"><channel><title>AT&T &amp; Co&nbsp;News</title>'
+                b"<item><title>Caf&eacute; &bogus; &#150; ok</title><link>https://ex.example/a?x=1&y=2</link>"
+                b"<description><![CDATA[a & b &nbsp;]]></description></item></channel></rss>")
+    feed = parse_feed(document)
+    assert feed.warning is None  # read by the strict parser
+    assert feed.title == "AT&T & Co\xa0News"
+    (entry,) = feed.entries
+    assert entry.title == "Café &bogus; – ok"
+    assert entry.url == "https://ex.example/a?x=1&y=2"
+    assert entry.summary == "a & b"  # CDATA left alone
+
+
+def test_entity_declarations_refused():
+    with pytest.raises(ParseError, match="declares entities"):
+        parse_feed(b'<!DOCTYPE rss [<!ENTITY a "b">]><rss version="2.0"><channel><title>&a;</title></channel></rss>')
