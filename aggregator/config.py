@@ -81,6 +81,7 @@ class Settings(BaseModel):
     max_concurrency: int = 8
     per_host_limit: int = 2
     max_entries_per_feed: int = 500
+    extract_timeout: float = 10.0  # seconds trafilatura may spend on one page before the feed's text is used
     allow_private_networks: bool = False
     story_window: float = 3 * 86400
     preferred_sources: list[str] = Field(default_factory=list)

@@ -202,7 +202,9 @@ class Poller:
         except FetchError as exc:
             log.debug("page %s not fetched: %s", url, exc)
             return ""
-        return await asyncio.to_thread(extract_from_html, decode_html(page), page.url)
+        return await asyncio.to_thread(
+            extract_from_html, decode_html(page), page.url, timeout=self.settings.extract_timeout
+        )
 
     async def _store(self, items: list[Incoming]) -> int:
         """Store the new articles oldest first, one short transaction each."""
