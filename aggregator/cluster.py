@@ -6,14 +6,20 @@ window; the pipeline stores the decision and the engine is rebuilt from stored r
 - Same article: identical normalised text, else MinHash over word shingles with an LSH index; a candidate is
   verified by the estimated containment of the shorter text in the longer (wire copies get cut).
 - Same story: TF-IDF vectors of title and lead compared with the open stories' centroids, candidates found
-  through an inverted index over their terms, within the story window.
+  through an inverted index over their terms, within the story window; an article no centroid takes gets a
+  second chance against the recent articles of the best candidates; stories whose centroids converge merge,
+  and a few-article fragment folds into a big active story at a lower bar.
+- Recency ("the story is still receiving articles") is judged by time when articles carry real times, by
+  arrival order when they do not (a file replayed without dates).
+- Memory stays bounded: expire() drops every per-article and per-story entry of what left the window, terms
+  of a long-running story that no open article uses any more, and rebuilds the LSH index after churn.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -46,26 +52,53 @@ class ClusterSettings:
     duplicate_containment: float = 0.5  # share of the shorter text found in the longer one
     # Same story. An article joins the open story whose TF-IDF centroid is closest, when the cosine reaches
     # story_threshold and they share story_min_shared_terms content words (one shared word, "storm", is a topic,
-    # not an event). News is bursty: a story that got an article among the last active_arrivals arrivals is in
-    # the current news cycle, and an article that already shares two words with it needs less lexical evidence
-    # (active_story_threshold, a third of the cold threshold) than one matching a story nobody wrote about lately.
+    # not an event). News is bursty: a story that got an article lately is in the current news cycle, and an
+    # article that already shares two words with it needs less lexical evidence (active_story_threshold, a third
+    # of the cold threshold) than one matching a story nobody wrote about lately.
     story_threshold: float = 0.3  # cosine between an article and a story centroid
     active_story_threshold: float = 0.1  # the same, for a story that is still receiving articles
-    active_arrivals: int = 300  # "still receiving": an article among this many latest arrivals
+    # "Lately" is judged by time when articles carry it: an article within active_time of the newest one (a news
+    # cycle is a few hours). A stream without real times (every article stamped alike, or microseconds apart, as
+    # when a file without dates is replayed) falls back on arrival order: an article among the last
+    # active_arrivals arrivals, about as many as a busy set of feeds brings in a few hours. The stream counts as
+    # untimed while its last active_arrivals arrivals span less than time_resolution.
+    active_time: timedelta = timedelta(hours=6)
+    active_arrivals: int = 300
+    time_resolution: timedelta = timedelta(minutes=1)
     # ... provided the words it shares with the story carry this share of the article's own IDF weight: a long
     # text always shares a few words with any big story by chance, a short one shares its key words or none.
     active_min_coverage: float = 0.3
     story_min_shared_terms: int = 2
+    # Second chance: a centroid averages every angle of a big story, so a headline that closely rewords one of
+    # its recent articles can still fall short of the centroid thresholds. An article no story took is compared
+    # with the latest member_recent articles of its member_stories best candidate stories that are active, and
+    # joins the story of the closest one when that cosine reaches member_threshold (sharing at least
+    # story_min_shared_terms terms): 0.4 is a rewording of the same headline, not a shared topic word.
+    member_threshold: float = 0.4
+    member_stories: int = 5
+    member_recent: int = 50
     # Two open stories whose centroids converge (cosine >= merge_threshold once the article joined one of them)
     # are one story told twice: they are merged. Centroids average many headlines, so a cosine between two of
     # them is steadier than one between an article and a centroid; the bar sits between the two thresholds above.
     merge_threshold: float = 0.25
+    # Fragments: the first reports of an event are often worded unlike the coverage that follows, and leave a
+    # few-article story beside the big one. A story of at most fragment_articles articles (the joining one
+    # included) converging with an active story of at least fragment_host articles is folded into it at the
+    # lower fragment_merge_threshold: half the bar, since a short story's centroid rests on a headline or
+    # three and cannot reach the cosine that two full centroids reach; a host of ten articles is an event
+    # many outlets cover, not a chance match.
+    fragment_articles: int = 3
+    fragment_host: int = 10
+    fragment_merge_threshold: float = 0.12
     lead_words: int = 60  # words of the body that count towards the story vector
     title_weight: float = 2.0
     window: timedelta = timedelta(days=3)
     # Candidate retrieval stays bounded however many stories are open: each term's posting is scanned from the
     # most recently updated story back, at most max_posting entries, and at most max_candidates stories are scored.
     max_posting: int = 200
+    # ... and at most max_scan posting entries in all, heaviest terms first: a long text's commonest words (whose
+    # postings are all full) then cost nothing once its distinctive ones found their stories.
+    max_scan: int = 1000
     max_candidates: int = 40
     query_terms: int = 32  # an article's heaviest terms used to find candidates (all of them score)
     merge_terms: int = 10  # a story's heaviest terms used to find stories converging with it
@@ -75,7 +108,7 @@ class ClusterSettings:
     def scheme(self) -> str:
         """Identifies how stored signatures were made; signatures of another scheme are recomputed."""
         return (f"datasketch-affine32;num_perm={self.num_perm};seed={self.seed};"
-                f"shingle=w{self.shingle_size};hash=crc32-poly")
+                f"shingle=w{self.shingle_size};hash=crc32-poly;cjk=bigram")
 
 
 @dataclass
@@ -117,6 +150,9 @@ class _Story:
     last_seq: int = 0  # arrival number of its latest article
     members: list[int] = field(default_factory=list)
     top: list[str] = field(default_factory=list)  # heaviest terms, heaviest first
+    # term -> how many of its articles in the window use it; a term none of them uses any more leaves the
+    # centroid, so a long-running story's vector stays the size of its open coverage
+    counts: Counter = field(default_factory=Counter)
 
 
 @dataclass
@@ -163,13 +199,19 @@ class Clusterer:
         self.by_hash: dict[str, int] = {}
         self.minhashes: dict[int, MinHash] = {}
         self.stories: dict[int, _Story] = {}
-        # term -> open stories using it, least recently updated first (a dict keeps that order)
-        self.postings: dict[str, dict[int, None]] = defaultdict(dict)
+        # term -> open stories using it, least recently updated first (a dict keeps that order), each with its
+        # centroid (the story's vector itself, so a scan reads the term's weight without looking the story up)
+        self.postings: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
         self.df: Counter = Counter()
         self.documents = 0
         self.seq = 0  # articles added so far: the arrival clock
         self.clock = datetime.min  # the newest article time seen: the window ends here
+        # the clock as of each of the last active_arrivals arrivals: tells a timed stream from an untimed one
+        self._recent_clock: deque[datetime] = deque(maxlen=s.active_arrivals)
+        # MinHashLSH keeps the memory of removed keys: once more keys were removed than the index holds, it is
+        # rebuilt from the live signatures (an amortised cost of one insertion per removal)
         self.removed_from_lsh = 0
+        self.lsh_rebuilds = 0
 
     # ---- features -------------------------------------------------------------------------------------------
 
@@ -267,15 +309,23 @@ class Clusterer:
         window = self.settings.window
         return abs(when - story.last) <= window or abs(when - story.first) <= window
 
+    def timed(self) -> bool:
+        """Whether articles carry real times: the latest arrivals spread over more than the time resolution."""
+        recent = self._recent_clock
+        return bool(recent) and self.clock - recent[0] >= self.settings.time_resolution
+
     def _active(self, story: _Story) -> bool:
-        return self.seq - story.last_seq < self.settings.active_arrivals
+        s = self.settings
+        if self.timed():
+            return self.clock - story.last <= s.active_time
+        return self.seq - story.last_seq < s.active_arrivals
 
     def _recent_stories(self, term: str, limit: int):
         """Stories using ``term``, most recently updated first, at most ``limit`` of them."""
         posting = self.postings.get(term)
         if not posting:
             return ()
-        return islice(reversed(posting), limit) if len(posting) > limit else reversed(list(posting))
+        return islice(reversed(posting), limit) if len(posting) > limit else reversed(posting)
 
     def story_scores(self, weights: dict[str, float], when: datetime) -> list[tuple[float, int, int, float]]:
         """(cosine, shared terms, story id, coverage) for open stories sharing terms with the article, best first.
@@ -288,13 +338,22 @@ class Clusterer:
         s = self.settings
         norm = _norm(weights)
         total = sum(weights.values()) or 1.0
-        partial: Counter = Counter()
-        query = heapq.nlargest(s.query_terms, weights.items(), key=lambda item: item[1])
-        for term, weight in query:
-            for story_id in self._recent_stories(term, s.max_posting):
-                partial[story_id] += weight * self.stories[story_id].vector[term]
+        partial: dict[int, float] = {}
+        get = partial.get
+        postings = self.postings
+        budget = s.max_scan
+        for term, weight in heapq.nlargest(s.query_terms, weights.items(), key=lambda item: item[1]):
+            posting = postings.get(term)
+            if not posting:
+                continue
+            limit = min(s.max_posting, budget)
+            budget -= min(limit, len(posting))
+            for story_id, vector in islice(reversed(posting.items()), limit):
+                partial[story_id] = get(story_id, 0.0) + weight * vector[term]
+            if budget <= 0:
+                break
         scored = []
-        for story_id, _ in partial.most_common(s.max_candidates):
+        for story_id in heapq.nlargest(s.max_candidates, partial, key=partial.__getitem__):
             story = self.stories[story_id]
             if not self._in_window(story, when):
                 continue
@@ -339,8 +398,37 @@ class Clusterer:
                 continue
             dot = _dot(vector, other.vector) + _dot(weights, other.vector)
             cosine = dot / (norm * other.norm)
-            if cosine >= s.merge_threshold and (best is None or cosine > best[0]):
+            small, big = sorted((story.articles + 1, other.articles))
+            bar = s.merge_threshold
+            if small <= s.fragment_articles and big >= s.fragment_host and self._active(other):
+                bar = s.fragment_merge_threshold
+            if cosine >= bar and (best is None or cosine > best[0]):
                 best = (cosine, other_id)
+        return best
+
+    def _nearest_member(self, weights: dict[str, float], scored) -> tuple[float, float, int] | None:
+        """The active candidate story with a recent article closest to this one, when close enough (see settings).
+
+        Members are compared through their terms weighted by the current IDF (their stored term list).
+        """
+        s = self.settings
+        norm = _norm(weights)
+        best = None
+        for _score, _shared, story_id, _coverage in scored[: s.member_stories]:
+            story = self.stories[story_id]
+            if not self._active(story):
+                continue
+            for article_id in story.members[-s.member_recent:]:
+                article = self.articles.get(article_id)
+                if article is None:
+                    continue
+                other = {t: self._idf(t) for t in article.terms}
+                common = [t for t in weights if t in other]
+                if len(common) < s.story_min_shared_terms:
+                    continue
+                cosine = sum(weights[t] * other[t] for t in common) / (norm * _norm(other))
+                if cosine >= s.member_threshold and (best is None or cosine > best[1]):
+                    best = (cosine / s.member_threshold, cosine, story_id)
         return best
 
     def decide(self, feats: Features) -> Decision:
@@ -355,11 +443,14 @@ class Clusterer:
         s = self.settings
         weights = self.weights(feats)
         best: tuple[float, float, int] | None = None  # (cosine over its threshold, cosine, story id)
-        for score, shared, story_id, coverage in self.story_scores(weights, feats.when):
+        scored = self.story_scores(weights, feats.when)
+        for score, shared, story_id, coverage in scored:
             threshold = self._threshold(self.stories[story_id], coverage)
             if shared >= s.story_min_shared_terms and score >= threshold:
                 if best is None or score / threshold > best[0]:
                     best = (score / threshold, score, story_id)
+        if best is None and s.member_threshold:
+            best = self._nearest_member(weights, scored)
         if best is not None:
             _, score, story_id = best
             decision.story_id, decision.story_signal, decision.story_score = story_id, SIGNAL_STORY, round(score, 4)
@@ -385,10 +476,12 @@ class Clusterer:
         self.documents += 1
         self.df.update(feats.terms.keys())
         self.seq += 1
+        self._recent_clock.append(self.clock)
         self._add_to_story(story_id, weights, feats.when)
         story = self.stories[story_id]
         story.members.append(article_id)
         story.articles += 1
+        story.counts.update(feats.terms.keys())
 
     def _add_to_story(self, story_id: int, weights: dict[str, float], when: datetime) -> None:
         story = self.stories.get(story_id)
@@ -402,7 +495,7 @@ class Clusterer:
             squares += (old + weight) ** 2 - old * old
             posting = self.postings[term]
             posting.pop(story_id, None)
-            posting[story_id] = None  # most recently updated last
+            posting[story_id] = vector  # most recently updated last
         story.norm = math.sqrt(max(squares, 0.0)) or 1.0
         # weights only grow, so the new heaviest terms are among the old heaviest and the ones just added
         story.top = heapq.nlargest(self.settings.merge_terms, set(story.top) | set(weights), key=vector.__getitem__)
@@ -423,7 +516,7 @@ class Clusterer:
             self.stories[into] = source
             target = source
             for term in source.vector:
-                self.postings[term][into] = None
+                self.postings[term][into] = source.vector
         else:
             last_seq = max(target.last_seq, source.last_seq)
             self._add_to_story(into, source.vector, source.last)
@@ -433,6 +526,7 @@ class Clusterer:
             target.last_seq = last_seq
             target.articles += source.articles
             target.members.extend(source.members)
+            target.counts.update(source.counts)
         for article_id in source.members:
             article = self.articles.get(article_id)
             if article is not None:
@@ -453,7 +547,6 @@ class Clusterer:
         thinned: set[int] = set()
         for article_id in stale:
             article = self.articles.pop(article_id)
-            thinned.add(article.story_id)
             if self.by_hash.get(article.content_hash) == article_id:
                 del self.by_hash[article.content_hash]
             if self.minhashes.pop(article_id, None) is not None:
@@ -466,11 +559,43 @@ class Clusterer:
                     self.df[term] = left
                 else:
                     del self.df[term]
-        for story_id in thinned:
-            story = self.stories.get(story_id)
+            story = self.stories.get(article.story_id)
             if story is not None:
-                story.members = [aid for aid in story.members if aid in self.articles]
+                thinned.add(article.story_id)
+                self._forget_terms(article.story_id, story, article.terms)
+        for story_id in thinned:
+            story = self.stories[story_id]
+            story.members = [aid for aid in story.members if aid in self.articles]
+            story.norm = _norm(story.vector)
+            story.top = heapq.nlargest(self.settings.merge_terms, story.vector, key=story.vector.__getitem__)
+        if self.removed_from_lsh > len(self.minhashes):
+            self._rebuild_lsh()
         return closed
+
+    def _forget_terms(self, story_id: int, story: _Story, article_terms: tuple[str, ...]) -> None:
+        """An article of an open story left the window: the terms no other article of the story uses go."""
+        counts = story.counts
+        for term in article_terms:
+            left = counts.get(term, 0) - 1
+            if left > 0:
+                counts[term] = left
+                continue
+            counts.pop(term, None)
+            story.vector.pop(term, None)
+            posting = self.postings.get(term)
+            if posting is not None:
+                posting.pop(story_id, None)
+                if not posting:
+                    del self.postings[term]
+
+    def _rebuild_lsh(self) -> None:
+        s = self.settings
+        self.lsh = MinHashLSH(threshold=s.lsh_threshold, num_perm=s.num_perm)
+        with self.lsh.insertion_session() as session:
+            for article_id, minhash in self.minhashes.items():
+                session.insert(article_id, minhash, check_duplication=False)
+        self.removed_from_lsh = 0
+        self.lsh_rebuilds += 1
 
     # ---- explanation ----------------------------------------------------------------------------------------
 

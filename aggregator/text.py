@@ -28,8 +28,23 @@ STOPWORDS = frozenset(
     el los las una unos unas y es en que por con para del al se su sus lo como más mas pero o ya este esta
     il lo gli di da con per tra fra che non è e
     o os as um uma em no na nos nas do dos da das ao à com por para que não nao é
+    и в во не что он она оно они на я с со как а то все всё так его её ее но да к у же вы за бы по только
+    от из о об до для при без под над через после перед между это этот эта эти был была было были быть будет
+    уже или ли если когда где кто чем тоже также ещё еще мы их им ему ей нас вас свой своей который которая
+    которые которых
     """.split()
 )
+
+# Scripts written without spaces between words (Han, Hiragana, Katakana and, often enough, Hangul): a run of
+# their letters is a phrase, not a word, so it is cut into overlapping character pairs, the usual stand-in for
+# words in Chinese and Japanese retrieval ("东京大学" -> "东京", "京大", "大学").
+_CJK = (
+    "\u1100-\u11ff\u3005\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
+)
+_HAS_CJK = re.compile(f"[{_CJK}]")
+_CJK_OR_OTHER = re.compile(f"[{_CJK}]+|[^{_CJK}]+")
+_IS_CJK = re.compile(f"[{_CJK}]")
 
 
 def fold(text: str) -> str:
@@ -38,8 +53,31 @@ def fold(text: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """Every word of ``text``, lower-cased, in order (for shingles and hashes)."""
-    return [w.replace("’", "'") for w in _WORD.findall(fold(text))]
+    """Every word of ``text``, lower-cased, in order (for shingles and hashes).
+
+    Runs of Chinese, Japanese or Korean letters become their overlapping character bigrams (a lone letter
+    stays itself), so that texts in those scripts get word-like tokens too.
+    """
+    found = [w.replace("’", "'") for w in _WORD.findall(fold(text))]
+    if not _HAS_CJK.search(text):
+        return found
+    out: list[str] = []
+    for word in found:
+        if not _HAS_CJK.search(word):
+            out.append(word)
+            continue
+        for part in _CJK_OR_OTHER.findall(word):
+            if not _IS_CJK.match(part):
+                out.append(part)
+            elif len(part) == 1:
+                out.append(part)
+            else:
+                out.extend(part[i : i + 2] for i in range(len(part) - 1))
+    return out
+
+
+def _is_cjk(word: str) -> bool:
+    return _IS_CJK.match(word) is not None
 
 
 def stem(word: str) -> str:
@@ -55,7 +93,7 @@ def stem(word: str) -> str:
 
 def terms(text: str) -> list[str]:
     """Content words of ``text``: stop words and one-letter tokens dropped, lightly stemmed."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _is_cjk(w))]
 
 
 def shingle_hashes(tokens: list[str], size: int) -> np.ndarray:

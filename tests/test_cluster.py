@@ -191,3 +191,129 @@ def test_candidate_retrieval_is_bounded():
     scored = engine.story_scores(engine.weights(engine.features("council budget vote", "", T0)), T0)
     assert len(scored) <= 3
     assert {story for _, _, story, _ in scored} <= set(range(35, 40))  # the most recently updated ones
+
+
+def _story_text(n: int) -> str:
+    return " ".join(f"w{n}x{k}" for k in range(60))
+
+
+def test_lsh_is_rebuilt_after_churn_and_still_finds_copies():
+    settings = ClusterSettings(window=timedelta(hours=1))
+    engine = Clusterer(settings)
+    article = 0
+    for cycle in range(30):
+        when = T0 + timedelta(hours=2 * cycle)
+        for n in range(5):
+            article += 1
+            engine.add(article, engine.features(f"title {cycle} {n}", _story_text(article), when), article)
+        engine.expire()
+        assert len(engine.minhashes) == 5 and len(engine.articles) == 5
+    assert engine.lsh_rebuilds >= 10
+    assert engine.removed_from_lsh <= len(engine.minhashes)
+    # the rebuilt index holds the live signatures only, and finds a copy of one of them
+    keys = {key for table in engine.lsh.hashtables for bucket in table.keys() for key in table.get(bucket)}
+    assert keys == set(engine.minhashes)
+    copy = engine.features("copy", _story_text(article) + " extra words", T0 + timedelta(hours=58))
+    decision = engine.decide(copy)
+    assert decision.duplicate_of == article and decision.duplicate_signal == SIGNAL_NEAR
+
+
+def test_expire_leaves_no_trace_of_old_articles():
+    settings = ClusterSettings(window=timedelta(hours=6))
+    stream = Stream(settings)
+    engine = stream.engine
+    for n, title in enumerate(QUAKE + STORM_A):
+        stream.push(title, WIRE if n == 0 else "", when=T0 + timedelta(minutes=n))
+    assert engine.minhashes and engine.by_hash and engine.postings
+    stream.push(FILLER[0], when=T0 + timedelta(hours=7))
+    engine.expire()
+    assert len(engine.articles) == 1 and len(engine.by_hash) == 1 and not engine.minhashes
+    assert set(engine.df) == set(engine.features(FILLER[0], "", T0).terms)
+    assert engine.documents == 1 and len(engine.stories) == 1
+    (story,) = engine.stories.values()
+    assert set(engine.postings) == set(story.vector) == set(story.counts)
+
+
+def test_long_running_story_forgets_terms_of_expired_articles():
+    settings = ClusterSettings(window=timedelta(hours=6))
+    engine = Clusterer(settings)
+    engine.add(1, engine.features("Hokkaido earthquake tsunami warning Sapporo", "", T0), 1)
+    engine.add(2, engine.features("Hokkaido earthquake aftershock damage", "", T0 + timedelta(hours=5)), 1)
+    engine.add(3, engine.features("Hokkaido earthquake rebuilding begins", "", T0 + timedelta(hours=10)), 1)
+    engine.expire()
+    story = engine.stories[1]
+    assert story.members == [2, 3]
+    assert "sapporo" not in story.vector and "sapporo" not in engine.postings
+    assert story.counts["hokkaido"] == 2 and "hokkaido" in story.top
+    assert abs(story.norm - sum(w * w for w in story.vector.values()) ** 0.5) < 1e-9
+
+
+def test_recency_follows_time_when_articles_carry_it():
+    engine = Clusterer(ClusterSettings(active_arrivals=5, active_time=timedelta(hours=6)))
+    engine.add(1, engine.features(QUAKE[0], "", T0), 1)
+    for n in range(10):  # many arrivals on other stories within the hour: the quake story stays active
+        engine.add(10 + n, engine.features(FILLER[n % len(FILLER)], "", T0 + timedelta(minutes=5 * n)), 10 + n)
+    assert engine.timed()
+    assert engine._active(engine.stories[1])
+    engine.add(30, engine.features(STORM_B[0], "", T0 + timedelta(hours=7)), 30)
+    assert not engine._active(engine.stories[1])  # seven hours later: out of the news cycle
+
+
+def test_recency_follows_arrivals_without_times():
+    engine = Clusterer(ClusterSettings(active_arrivals=5))
+    engine.add(1, engine.features(QUAKE[0], "", T0), 1)
+    for n in range(3):
+        engine.add(10 + n, engine.features(FILLER[n], "", T0), 10 + n)
+    assert not engine.timed() and engine._active(engine.stories[1])
+    for n in range(3, 6):
+        engine.add(10 + n, engine.features(FILLER[n], "", T0 + timedelta(microseconds=n)), 10 + n)
+    assert not engine.timed() and not engine._active(engine.stories[1])
+
+
+# Eleven reports of one event, worded many ways: a big story whose centroid averages them all.
+HOST = [
+    "Hokkaido earthquake: rescuers search collapsed homes in Sapporo",
+    "Sapporo hospitals treat injured after Hokkaido earthquake",
+    "Hokkaido quake: power restored to most of Sapporo",
+    "Aftershocks rattle Hokkaido as earthquake death toll rises",
+    "Earthquake survivors in Hokkaido shelter in school gyms",
+    "Hokkaido earthquake: airport reopens, trains resume",
+    "Japan sends troops to Hokkaido earthquake zone",
+    "Hokkaido earthquake damage estimated at billions of yen",
+    "Sapporo residents queue for water after earthquake",
+    "Hokkaido farmers count losses after earthquake",
+    "Earthquake in Hokkaido: what we know so far",
+]
+
+
+def _host_engine(settings: ClusterSettings) -> Clusterer:
+    engine = Clusterer(settings)
+    for n, title in enumerate(FILLER):
+        engine.add(n + 1, engine.features(title, "", T0), n + 1)
+    for n, title in enumerate(HOST):
+        engine.add(100 + n, engine.features(title, "", T0 + timedelta(minutes=n)), 7)
+    return engine
+
+
+def test_a_close_rewording_of_one_member_joins_its_story():
+    # centroid thresholds set out of reach, so only the comparison with single members can take the article
+    strict = {"story_threshold": 0.5, "active_story_threshold": 0.5}
+    probe = "Troops sent to Japan earthquake zone"
+    engine = _host_engine(ClusterSettings(**strict))
+    feats = engine.features(probe, "", T0 + timedelta(hours=1))
+    assert engine.story_scores(engine.weights(feats), T0)[0][0] < 0.5
+    decision = engine.decide(feats)
+    assert decision.story_id == 7 and decision.story_signal == SIGNAL_STORY
+    assert decision.story_score >= engine.settings.member_threshold
+    engine = _host_engine(ClusterSettings(member_threshold=0.0, **strict))
+    assert engine.decide(engine.features(probe, "", T0 + timedelta(hours=1))).story_id is None
+
+
+def test_a_fragment_converging_with_a_big_story_is_folded_into_it():
+    for settings, merged in ((ClusterSettings(), [7]), (ClusterSettings(fragment_articles=0), [])):
+        engine = _host_engine(settings)
+        engine.add(200, engine.features("Tomakomai refinery fire after Hokkaido tremor", "", T0), 8)
+        feats = engine.features("Idemitsu Tomakomai refinery fire out after Hokkaido earthquake", "", T0)
+        decision = engine.decide(feats)
+        assert decision.story_id == 8
+        assert decision.merge_story_ids == merged
