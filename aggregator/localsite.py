@@ -222,3 +222,17 @@ def _send(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str],
     handler.end_headers()
     if not head:
         handler.wfile.write(body)
+
+
+def respond(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> RouteHandler:
+    """A route handler answering with a fixed status, headers and body."""
+
+    def handler(request: BaseHTTPRequestHandler) -> None:
+        request.send_response(status)
+        for name, value in (headers or {}).items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    return handler

@@ -89,18 +89,24 @@ def rss_mib() -> float:
     return float("nan")
 
 
+def cluster_one(clusterer: Clusterer, article_id: int, article: tuple, next_story: int) -> int:
+    """Put one article in its story the way the ingest path does; returns the next free story id."""
+    title, text, when, source = article
+    feats = clusterer.features(title, text, when, source)
+    decision = clusterer.decide(feats)
+    story = decision.story_id
+    if story is None:
+        story, next_story = next_story, next_story + 1
+    for other in decision.merge_story_ids:
+        clusterer.merge(story, other)
+    clusterer.add(article_id, feats, story)
+    return next_story
+
+
 def index_articles(clusterer: Clusterer, gen: Synthetic, n: int, full_share: float = 0.5) -> int:
     next_story = 1
     for i in range(n):
-        title, text, when, source = gen.article(i, n, gen.rng.random() < full_share)
-        feats = clusterer.features(title, text, when, source)
-        decision = clusterer.decide(feats)
-        story = decision.story_id
-        if story is None:
-            story, next_story = next_story, next_story + 1
-        for other in decision.merge_story_ids:
-            clusterer.merge(story, other)
-        clusterer.add(i, feats, story)
+        next_story = cluster_one(clusterer, i, gen.article(i, n, gen.rng.random() < full_share), next_story)
     return next_story
 
 
@@ -108,15 +114,8 @@ def measure_rate(clusterer: Clusterer, gen: Synthetic, start: int, count: int, f
                  next_story: int) -> float:
     articles = [gen.article(start + i, n, full_text) for i in range(count)]
     began = time.perf_counter()
-    for offset, (title, text, when, source) in enumerate(articles):
-        feats = clusterer.features(title, text, when, source)
-        decision = clusterer.decide(feats)
-        story = decision.story_id
-        if story is None:
-            story, next_story = next_story, next_story + 1
-        for other in decision.merge_story_ids:
-            clusterer.merge(story, other)
-        clusterer.add(start + offset, feats, story)
+    for offset, article in enumerate(articles):
+        next_story = cluster_one(clusterer, start + offset, article, next_story)
     return count / (time.perf_counter() - began)
 
 

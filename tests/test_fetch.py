@@ -14,7 +14,7 @@ import pytest
 
 from aggregator.config import Settings
 from aggregator.fetch import Fetcher, FetchError, FetchResult, decode_html
-from aggregator.localsite import LocalSite
+from aggregator.localsite import LocalSite, respond
 
 SETTINGS = Settings(timeout=2, allow_private_networks=True)
 
@@ -32,20 +32,6 @@ def fetch_error(url: str, settings: Settings = SETTINGS, **kwargs: object) -> Fe
         fetch(url, settings, **kwargs)
     assert str(caught.value).startswith("fetch: ")
     return caught.value
-
-
-def respond(status: int, headers: dict[str, str] | None = None, body: bytes = b""):
-    """A route handler answering with a fixed status, headers and body."""
-
-    def handler(request: BaseHTTPRequestHandler) -> None:
-        request.send_response(status)
-        for name, value in (headers or {}).items():
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(body)))
-        request.end_headers()
-        request.wfile.write(body)
-
-    return handler
 
 
 def redirect(site: LocalSite, path: str, to: str, status: int) -> None:

@@ -37,7 +37,7 @@ from aggregator.fetch import (
     is_public_address,
     resolve_host,
 )
-from aggregator.localsite import LocalSite
+from aggregator.localsite import LocalSite, respond
 
 CAP = 1024 * 1024
 BOMB_SIZE = 100 * 1024 * 1024
@@ -108,18 +108,6 @@ def assert_refused(error: FetchError, address: str | None = None) -> None:
     if address is not None:
         assert str(ipaddress.ip_address(address)) in error.reason
     assert error.permanent is False and error.status is None
-
-
-def respond(status: int, headers: dict[str, str] | None = None, body: bytes = b""):
-    def handler(request: BaseHTTPRequestHandler) -> None:
-        request.send_response(status)
-        for name, value in (headers or {}).items():
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(body)))
-        request.end_headers()
-        request.wfile.write(body)
-
-    return handler
 
 
 def redirect(site: LocalSite, path: str, to: str, status: int = 302) -> None:
