@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, SQLModel, create_engine
 
 from . import models
 from .models import Meta
@@ -176,8 +176,3 @@ class DaemonLock:
     def __exit__(self, *exc) -> None:
         self.release()
 
-
-def count(session: Session, model) -> int:
-    from sqlalchemy import func
-
-    return session.exec(select(func.count()).select_from(model)).one()
