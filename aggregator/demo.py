@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 import yaml
@@ -192,10 +191,6 @@ def _with_params(url: str, params: str) -> str:
     if not params:
         return url
     return f"{url}{'&' if '?' in url else '?'}{params}"
-
-
-def _host(base_url: str) -> str:
-    return urlsplit(base_url).hostname or "localhost"
 
 
 # ---------------------------------------------------------------------------------------------- feeds
