@@ -5,6 +5,7 @@ Used by polling and by replay alike, so what a replay measures is what the daemo
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from .cluster import Clusterer, ClusterSettings, Decision, Features
+from .cluster import Clusterer, ClusterSettings, Decision, Features, StoredArticle
 from .extract import lead_sentence
 from .models import Article, Story, utcnow
 
@@ -69,11 +70,11 @@ class Ingestor:
     def reload(self, now: datetime | None = None) -> int:
         """Rebuild the engine from the stored articles of open stories in the window; returns how many.
 
-        Stored signatures are reused (when their scheme is the engine's), so no text is shingled again.
+        Stored terms and signatures are reused (when the signature's scheme is the engine's), so no text is
+        read or shingled again; articles stored without them are recomputed from their text.
         """
         self.clusterer = Clusterer(self.settings)
         when = func.coalesce(Article.published_at, Article.fetched_at)
-        lead_chars = self.settings.lead_words * 20
         with Session(self.engine) as session:
             newest = session.exec(select(func.max(when))).one()
             end = max(filter(None, [now, newest]), default=None)
@@ -82,31 +83,30 @@ class Ingestor:
                 return 0
             rows = session.exec(
                 select(
-                    Article.id, Article.title, func.substr(Article.text, 1, lead_chars), when, Article.source,
-                    Article.content_hash, Article.minhash, Article.minhash_scheme, Article.shingle_count,
-                    Article.story_id,
+                    Article.id, Article.story_id, when, Article.content_hash, Article.term_weights, Article.minhash,
+                    Article.minhash_scheme, Article.shingle_count,
                 )
                 .join(Story, Story.id == Article.story_id)
                 .where(Story.closed == False, when >= end - self.settings.window)  # noqa: E712
                 .order_by(when, Article.id)
-                .execution_options(yield_per=2000)
+                .execution_options(yield_per=5000)
             )
-            loaded = 0
-            for row in rows:
-                (article_id, title, lead, moment, source, digest, signature, scheme, shingles, story_id) = row
-                if scheme == self.settings.scheme or signature is None and shingles == 0:
-                    feats = self.clusterer.stored_features(title, lead or "", moment, source, digest, signature,
-                                                           shingles)
-                else:  # made by another scheme or settings: recompute from the text
-                    feats = self.clusterer.features(title, self._text_of(article_id), moment, source)
-                self.clusterer.add(article_id, feats, story_id)
-                loaded += 1
-        self.loaded = loaded
-        return loaded
+            self.loaded = self.clusterer.load(self._stored(row) for row in rows)
+        return self.loaded
 
-    def _text_of(self, article_id: int) -> str:
+    def _stored(self, row) -> StoredArticle:
+        article_id, story_id, moment, digest, weights, signature, scheme, shingles = row
+        current = scheme == self.settings.scheme or (signature is None and shingles == 0)
+        if weights is not None and current:
+            return StoredArticle(article_id, story_id, moment, digest, json.loads(weights), signature,
+                                 shingles if signature else 0)
+        # stored before weights were kept, or signed by another scheme or settings: recompute from the text, with
+        # the IDF of the articles loaded so far (the engine is filled in arrival order)
         with Session(self.engine) as session:
-            return session.exec(select(Article.text).where(Article.id == article_id)).one() or ""
+            title, text = session.exec(select(Article.title, Article.text).where(Article.id == article_id)).one()
+        feats = self.clusterer.features(title, text or "", moment)
+        return StoredArticle(article_id, story_id, moment, digest, self.clusterer.weights(feats),
+                             feats.signature_bytes(), feats.shingle_count)
 
     def features_of(self, article: Article) -> Features:
         return self.clusterer.features(article.title, article.text, article.when, article.source)
@@ -144,6 +144,7 @@ class Ingestor:
             story_id = story.id
         story_id = self._merge(session, story_id, decision.merge_story_ids)
         story = session.get(Story, story_id)
+        weights = self.clusterer.weights(feats)  # what the article adds to its story; stored for restarts
         new_source = story.article_count == 0 or not session.exec(
             select(Article.id).where(Article.story_id == story_id, Article.source == item.source).limit(1)
         ).first()
@@ -165,6 +166,7 @@ class Ingestor:
             minhash=feats.signature_bytes(),
             minhash_scheme=self.settings.scheme if feats.minhash is not None else None,
             shingle_count=feats.shingle_count,
+            term_weights=_weights_json(weights),
             story_id=story_id,
             story_signal=decision.story_signal,
             story_score=decision.story_score,
@@ -176,7 +178,7 @@ class Ingestor:
         session.flush()
         self._account(session, story, article, new_source)
         tick = time.perf_counter()
-        self.clusterer.add(article.id, feats, story_id)
+        self.clusterer.add(article.id, feats, story_id, weights)
         self.cluster_seconds += time.perf_counter() - tick
         return Stored(article.id, story_id, decision)
 
@@ -229,6 +231,11 @@ class Ingestor:
         session.flush()
         refresh_story(session, survivor, self.preferred_sources)
         return survivor
+
+
+def _weights_json(weights: dict[str, float]) -> str:
+    return json.dumps({term: round(weight, 6) for term, weight in weights.items()}, ensure_ascii=False,
+                      separators=(",", ":"))
 
 
 def rank(article: Article, preferred_sources: list[str]) -> tuple:

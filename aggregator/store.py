@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -18,7 +18,7 @@ from .models import Meta
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATABASE_ENV = "AGGREGATOR_DATABASE_URL"
 
 
@@ -62,8 +62,16 @@ def _migrate_to_1(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
 
 
-# Each step upgrades the schema from version N-1 to N; a new column or table is a new step.
-MIGRATIONS: dict[int, Callable[[Engine], None]] = {1: _migrate_to_1}
+def _migrate_to_2(engine: Engine) -> None:
+    # Articles stored before keep NULL term weights: a restart computes theirs from the text.
+    if "term_weights" not in {column["name"] for column in inspect(engine).get_columns("article")}:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE article ADD COLUMN term_weights TEXT"))
+
+
+# Each step upgrades the schema from version N-1 to N; a new column or table is a new step (create_all in step 1
+# makes today's tables, so a later step checks before it adds).
+MIGRATIONS: dict[int, Callable[[Engine], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
 
 
 def schema_version(engine: Engine) -> int:

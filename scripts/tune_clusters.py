@@ -1,15 +1,19 @@
 """Replay a labelled file (shared/bench replay format) through the clustering engine and score it.
 
-usage: python scripts/tune_clusters.py FILE [key=value ...] [--merges] [--speed N]
+usage: python scripts/tune_clusters.py FILE [key=value ...] [--merges] [--speed N] [--profile]
     key=value   overrides a ClusterSettings field (numbers only)
     --merges    print every story merge with the headlines of both sides
-    --speed N   first index N articles (the file's rows again under shifted vocabularies, as other stories),
+    --speed N   first index N articles (the file's rows again with their rarer words renamed, as other stories),
                 then time the replay against that full index
+    --profile   print where the timed replay spends its time
 Scores as `aggregator replay` does, on the engine alone (no database);
 speed is features + decide + add, articles per second.
 """
 
+import cProfile
+import gc
 import json
+import pstats
 import re
 import sys
 import time
@@ -23,12 +27,25 @@ from aggregator.parse import parse_time  # noqa: E402
 from aggregator.replay import score  # noqa: E402
 
 
-def shifted(text, k):
-    """``text`` with every word tagged by ``k``: the same shape of story, in a vocabulary of its own."""
-    return " ".join(f"{w}x{k}" for w in re.findall(r"\w+", text)) if text else text
+def common_words(rows, share=0.1):
+    """Words used in at least ``share`` of the file's stories: news' everyday vocabulary, not one event's."""
+    stories = defaultdict(set)
+    for r in rows:
+        for w in re.findall(r"\w+", (r["title"] + " " + (r["text"] or "")).lower()):
+            stories[w].add(r["story"])
+    total = len({r["story"] for r in rows})
+    return {w for w, used in stories.items() if len(used) >= share * total}
 
 
-def run(path, kw, show_merges=False, prefill=0):
+def shifted(text, k, common=frozenset()):
+    """``text`` with every word but the common ones tagged by ``k``: the same shape of story with other names,
+    which still shares everyday words (and their long postings) with every other copy."""
+    if not text:
+        return text
+    return " ".join(w if w.lower() in common else f"{w}x{k}" for w in re.findall(r"\w+", text))
+
+
+def run(path, kw, show_merges=False, prefill=0, profile=False):
     rows = [json.loads(line) for line in open(path)]
     base = datetime(2026, 1, 1)
     for r in rows:
@@ -37,6 +54,7 @@ def run(path, kw, show_merges=False, prefill=0):
     c = Clusterer(ClusterSettings(**kw))
     next_id = 0
     if prefill:
+        common = common_words(rows)
         k, n = 0, 0
         while n < prefill:
             k += 1
@@ -44,7 +62,8 @@ def run(path, kw, show_merges=False, prefill=0):
             for r in rows:
                 if n >= prefill:
                     break
-                f = c.features(shifted(r["title"], k), shifted(r["text"], k) or "", r["_t"] - timedelta(hours=1), "")
+                f = c.features(shifted(r["title"], k, common), shifted(r["text"], k, common) or "",
+                               r["_t"] - timedelta(hours=1), "")
                 d = c.decide(f)
                 sid = d.story_id or story_of.setdefault(r["story"], None)
                 if sid is None:
@@ -52,8 +71,13 @@ def run(path, kw, show_merges=False, prefill=0):
                     sid = story_of[r["story"]] = next_id
                 c.add(-1 - n, f, sid)
                 n += 1
+        gc.collect()
+        gc.freeze()  # as the daemon does once the window is loaded: the index is not traversed by every collection
     members = defaultdict(list)
     story_of_article = {}
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
     t0 = time.perf_counter()
     for i, r in enumerate(rows):
         f = c.features(r["title"], r["text"] or "", r["_t"], r["source"] or "")
@@ -79,6 +103,9 @@ def run(path, kw, show_merges=False, prefill=0):
         members[sid].append(i)
         story_of_article[i] = sid
     dt = time.perf_counter() - t0
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
     gold = {r["id"]: str(r["story"]) for r in rows}
     pred = {rows[i]["id"]: str(s) for i, s in story_of_article.items()}
     s = score(gold, pred)
@@ -90,6 +117,7 @@ def run(path, kw, show_merges=False, prefill=0):
 if __name__ == "__main__":
     args = sys.argv[1:]
     show = "--merges" in args
+    profile = "--profile" in args
     prefill = 0
     if "--speed" in args:
         prefill = int(args[args.index("--speed") + 1])
@@ -100,4 +128,4 @@ if __name__ == "__main__":
             continue
         k, v = a.split("=")
         kw[k] = float(v) if "." in v else int(v)
-    run(args[0], kw, show, prefill)
+    run(args[0], kw, show, prefill, profile)

@@ -207,12 +207,11 @@ def test_lsh_is_rebuilt_after_churn_and_still_finds_copies():
             article += 1
             engine.add(article, engine.features(f"title {cycle} {n}", _story_text(article), when), article)
         engine.expire()
-        assert len(engine.minhashes) == 5 and len(engine.articles) == 5
-    assert engine.lsh_rebuilds >= 10
-    assert engine.removed_from_lsh <= len(engine.minhashes)
-    # the rebuilt index holds the live signatures only, and finds a copy of one of them
-    keys = {key for table in engine.lsh.hashtables for bucket in table.keys() for key in table.get(bucket)}
-    assert keys == set(engine.minhashes)
+        assert len(engine.index) == 5 and len(engine.articles) == 5
+        # removed entries never outnumber the live ones: the arrays are rewritten without them
+        assert engine.index.entries() <= 2 * 5 * engine.index.bands
+    assert engine.index.rebuilds >= 10
+    # the rewritten index holds the live signatures only, and finds a copy of one of them
     copy = engine.features("copy", _story_text(article) + " extra words", T0 + timedelta(hours=58))
     decision = engine.decide(copy)
     assert decision.duplicate_of == article and decision.duplicate_signal == SIGNAL_NEAR
@@ -224,10 +223,10 @@ def test_expire_leaves_no_trace_of_old_articles():
     engine = stream.engine
     for n, title in enumerate(QUAKE + STORM_A):
         stream.push(title, WIRE if n == 0 else "", when=T0 + timedelta(minutes=n))
-    assert engine.minhashes and engine.by_hash and engine.postings
+    assert len(engine.index) and engine.by_hash and engine.postings
     stream.push(FILLER[0], when=T0 + timedelta(hours=7))
     engine.expire()
-    assert len(engine.articles) == 1 and len(engine.by_hash) == 1 and not engine.minhashes
+    assert len(engine.articles) == 1 and len(engine.by_hash) == 1 and not len(engine.index)
     assert set(engine.df) == set(engine.features(FILLER[0], "", T0).terms)
     assert engine.documents == 1 and len(engine.stories) == 1
     (story,) = engine.stories.values()

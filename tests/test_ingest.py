@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import Session, select
 
 from aggregator.ingest import Incoming, Ingestor
@@ -22,7 +22,7 @@ def _item(i: str, source: str, title: str, text: str, minutes: int) -> Incoming:
 
 
 def _same_signature(a: Ingestor, b: Ingestor, article_id: int) -> bool:
-    return a.clusterer.minhashes[article_id].jaccard(b.clusterer.minhashes[article_id]) == 1.0
+    return (a.clusterer.index.signatures[article_id] == b.clusterer.index.signatures[article_id]).all()
 
 
 def _ingest(ingestor, engine, item):
@@ -74,3 +74,45 @@ def test_story_counts_and_representative(tmp_path):
         assert story.first_seen == datetime(2026, 11, 24, 8)
         assert story.last_updated == datetime(2026, 11, 24, 8, 20)
         assert len(session.exec(select(Story)).all()) == 1
+
+
+def _engine_state(ingestor: Ingestor) -> tuple:
+    engine = ingestor.clusterer
+    vectors = {sid: {t: round(w, 4) for t, w in s.vector.items()} for sid, s in engine.stories.items()}
+    postings = {term: list(stories) for term, stories in engine.postings.items()}
+    return vectors, postings, dict(engine.df), engine.documents, sorted(engine.index.signatures)
+
+
+def test_a_restart_rebuilds_the_engine_that_ingesting_built(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/i.db")
+    live = Ingestor(engine)
+    _ingest(live, engine, _item("1", "Wire", "Harbour wall to be rebuilt", BODY * 2, 0))
+    _ingest(live, engine, _item("2", "Sport", "League moves matches", OTHER * 3, 5))
+    _ingest(live, engine, _item("3", "Paper", "Harbour wall rebuilt after storm", BODY + " Extra words.", 9))
+    _ingest(live, engine, _item("4", "Radio", "Sea wall: council approves rebuild", "", 12))
+    restarted = Ingestor(engine)
+    assert restarted.reload() == 4
+    assert _engine_state(restarted) == _engine_state(live)
+    for sid, story in live.clusterer.stories.items():
+        again = restarted.clusterer.stories[sid]
+        assert (again.members, again.articles) == (story.members, story.articles)
+        heaviest = [round(story.vector[t], 4) for t in story.top]  # equal weights may come in another order
+        assert [round(again.vector[t], 4) for t in again.top] == heaviest
+        assert abs(again.norm - story.norm) < 1e-4
+
+
+def test_a_database_from_before_stored_terms_is_upgraded_and_reloaded_from_text(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/i.db")
+    live = Ingestor(engine)
+    _ingest(live, engine, _item("1", "Wire", "Harbour wall to be rebuilt", BODY * 2, 0))
+    _ingest(live, engine, _item("2", "Radio", "Sea wall: council approves rebuild", "", 12))
+    with engine.begin() as connection:  # the version 1 schema had no terms column
+        connection.execute(text("ALTER TABLE article DROP COLUMN term_weights"))
+        connection.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
+    engine.dispose()
+    engine = open_database(f"sqlite:///{tmp_path}/i.db")
+    with Session(engine) as session:
+        assert [a.term_weights for a in session.exec(select(Article)).all()] == [None, None]
+    restarted = Ingestor(engine)
+    assert restarted.reload() == 2
+    assert _engine_state(restarted) == _engine_state(live)
