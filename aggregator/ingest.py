@@ -5,12 +5,12 @@ Used by polling and by replay alike, so what a replay measures is what the daemo
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -83,7 +83,8 @@ class Ingestor:
                 return 0
             rows = session.exec(
                 select(
-                    Article.id, Article.story_id, when, Article.content_hash, Article.term_weights, Article.minhash,
+                    Article.id, Article.story_id, when, Article.content_hash, Article.terms, Article.term_weights,
+                    Article.minhash,
                     Article.minhash_scheme, Article.shingle_count,
                 )
                 .join(Story, Story.id == Article.story_id)
@@ -95,17 +96,18 @@ class Ingestor:
         return self.loaded
 
     def _stored(self, row) -> StoredArticle:
-        article_id, story_id, moment, digest, weights, signature, scheme, shingles = row
+        article_id, story_id, moment, digest, terms, weights, signature, scheme, shingles = row
         current = scheme == self.settings.scheme or (signature is None and shingles == 0)
-        if weights is not None and current:
-            return StoredArticle(article_id, story_id, moment, digest, json.loads(weights), signature,
-                                 shingles if signature else 0)
+        if terms is not None and weights is not None and current:
+            return StoredArticle(article_id, story_id, moment, digest, terms.split(),
+                                 np.frombuffer(weights, dtype="<f4").tolist(), signature, shingles if signature else 0)
         # stored before weights were kept, or signed by another scheme or settings: recompute from the text, with
         # the IDF of the articles loaded so far (the engine is filled in arrival order)
         with Session(self.engine) as session:
             title, text = session.exec(select(Article.title, Article.text).where(Article.id == article_id)).one()
         feats = self.clusterer.features(title, text or "", moment)
-        return StoredArticle(article_id, story_id, moment, digest, self.clusterer.weights(feats),
+        weights = self.clusterer.weights(feats)
+        return StoredArticle(article_id, story_id, moment, digest, list(weights), list(weights.values()),
                              feats.signature_bytes(), feats.shingle_count)
 
     def features_of(self, article: Article) -> Features:
@@ -166,7 +168,8 @@ class Ingestor:
             minhash=feats.signature_bytes(),
             minhash_scheme=self.settings.scheme if feats.minhash is not None else None,
             shingle_count=feats.shingle_count,
-            term_weights=_weights_json(weights),
+            terms=" ".join(weights),  # words hold no white space
+            term_weights=np.fromiter(weights.values(), dtype="<f4", count=len(weights)).tobytes(),
             story_id=story_id,
             story_signal=decision.story_signal,
             story_score=decision.story_score,
@@ -231,11 +234,6 @@ class Ingestor:
         session.flush()
         refresh_story(session, survivor, self.preferred_sources)
         return survivor
-
-
-def _weights_json(weights: dict[str, float]) -> str:
-    return json.dumps({term: round(weight, 6) for term, weight in weights.items()}, ensure_ascii=False,
-                      separators=(",", ":"))
 
 
 def rank(article: Article, preferred_sources: list[str]) -> tuple:

@@ -93,9 +93,11 @@ class Article(SQLModel, table=True):
     minhash: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     minhash_scheme: str | None = None
     shingle_count: int = 0
-    # The TF-IDF weight of each content word of title and lead as the article arrived (JSON): what it added to
-    # its story's vector, so a restart rebuilds the vectors without reading the text again.
-    term_weights: str | None = Field(default=None, sa_column=Column(Text))
+    # The content words of title and lead (space-separated) and the TF-IDF weight each had as the article
+    # arrived (float32 values, in the same order): what it added to its story's vector, so a restart rebuilds
+    # the vectors without reading the text again.
+    terms: str | None = Field(default=None, sa_column=Column(Text))
+    term_weights: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     story_id: int | None = Field(default=None, foreign_key="story.id", index=True)
     story_signal: str = ""
     story_score: float = 0.0

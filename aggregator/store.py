@@ -63,10 +63,14 @@ def _migrate_to_1(engine: Engine) -> None:
 
 
 def _migrate_to_2(engine: Engine) -> None:
-    # Articles stored before keep NULL term weights: a restart computes theirs from the text.
-    if "term_weights" not in {column["name"] for column in inspect(engine).get_columns("article")}:
-        with engine.begin() as connection:
-            connection.execute(text("ALTER TABLE article ADD COLUMN term_weights TEXT"))
+    # Articles stored before keep NULL terms: a restart computes theirs from the text.
+    binary = "BYTEA" if engine.url.get_backend_name() == "postgresql" else "BLOB"
+    present = {column["name"] for column in inspect(engine).get_columns("article")}
+    with engine.begin() as connection:
+        if "terms" not in present:
+            connection.execute(text("ALTER TABLE article ADD COLUMN terms TEXT"))
+        if "term_weights" not in present:
+            connection.execute(text(f"ALTER TABLE article ADD COLUMN term_weights {binary}"))
 
 
 # Each step upgrades the schema from version N-1 to N; a new column or table is a new step (create_all in step 1

@@ -1,26 +1,35 @@
 #!/usr/bin/env python3
 """Benchmark the dedup and clustering stage: quality on labelled sets, speed and memory at scale, restart time.
 
-usage: python scripts/bench_cluster.py [--sizes 10000 100000] [--bench-dir ../shared/bench]
+usage: python scripts/bench_cluster.py [--sizes 10000 100000] [--bench-dir ../shared/bench] [--synthetic]
                                        [--skip-quality] [--skip-speed] [--skip-restart]
 
 - quality: `aggregator replay` on every labelled *.jsonl in --bench-dir (skipped when the folder is absent);
-- speed: the engine alone (extraction excluded), one core, with N synthetic articles already indexed in the
-  open window: headline-only and full-text articles per second;
-- memory: resident set size of a process holding N indexed articles (each size in its own process);
-- restart: time for the daemon's start-up path (Ingestor.reload) to rebuild the index from a database with N
-  stored articles.
+- speed: the engine alone (extraction excluded), one core, with N articles already indexed in the open window
+  (three days, N spread over them): headline-only and full-text articles per second, merges included;
+- memory: resident set size of the process holding those N indexed articles;
+- restart: N articles stored through the production ingest path into a SQLite file, then a new process times
+  Ingestor.reload (the daemon's start-up), reports its resident memory and clusters articles at once.
+
+The articles are real news when --bench-dir holds the labelled sets: headlines from googlenews-t, full texts
+from syndication-dev, their rows again and again with every word but the everyday ones renamed in each copy.
+Each copy is then other events told in the same everyday words, so the postings of those words fill up as in a
+real window, while no copy can join another's stories. Without the sets (or with --synthetic), a synthetic
+stream with Zipf-distributed words is used instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import random
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,57 +39,121 @@ sys.path.insert(0, str(ROOT))
 from aggregator.cluster import Clusterer  # noqa: E402
 
 START = datetime(2026, 11, 20)
+WINDOW = timedelta(days=3)
+HEADLINES, FULL_TEXTS = "googlenews-t.jsonl", "syndication-dev.jsonl"
+Article = tuple[str, str, datetime, str]  # title, text, time, source
+
+
+# ---- real news, renamed copies -----------------------------------------------------------------------------
+
+def everyday_words(rows: list[dict], share: float = 0.1) -> set[str]:
+    """Words used in at least ``share`` of the rows' stories: news' everyday vocabulary, not one event's."""
+    stories = defaultdict(set)
+    for row in rows:
+        for word in re.findall(r"\w+", (row["title"] + " " + (row["text"] or "")).lower()):
+            stories[word].add(row["story"])
+    total = len({row["story"] for row in rows})
+    return {word for word, used in stories.items() if len(used) >= share * total}
+
+
+def renamed(text: str, copy: int, keep: set[str]) -> str:
+    """``text`` with every word but the everyday ones tagged by ``copy``: the same shape of story, other names."""
+    if not text or not copy:
+        return text or ""
+    return " ".join(w if w.lower() in keep else f"{w}x{copy}" for w in re.findall(r"\w+", text))
+
+
+class RealStream:
+    """Rows of a labelled set, copy after copy, each copy with its rarer words renamed."""
+
+    def __init__(self, path: Path):
+        self.rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+        self.keep = everyday_words(self.rows)
+        self.position = 0
+
+    def skip(self, n: int) -> None:
+        self.position += n
+
+    def next(self) -> tuple[str, str, str]:
+        copy, index = divmod(self.position, len(self.rows))
+        self.position += 1
+        row = self.rows[index]
+        return renamed(row["title"], copy + 1, self.keep), renamed(row["text"], copy + 1, self.keep), \
+            row["source"] or f"outlet{index % 60}"
+
+
+class Real:
+    def __init__(self, bench_dir: Path):
+        self.headlines = RealStream(bench_dir / HEADLINES)
+        self.full_texts = RealStream(bench_dir / FULL_TEXTS)
+
+    def article(self, when: datetime, full_text: bool) -> Article:
+        title, text, source = (self.full_texts if full_text else self.headlines).next()
+        return title, text, when, source
+
+    def skip(self, n: int) -> None:
+        """Move past the first n articles, so what comes next is new."""
+        self.headlines.skip(n)
+        self.full_texts.skip(n)
+
+
+# ---- synthetic ---------------------------------------------------------------------------------------------
+
 SYLLABLES = "ba be bi bo bu da de di do du ka ke ki ko ku la le li lo lu ma me mi mo mu na ne ni no nu ra re ri ro " \
             "ru sa se si so su ta te ti to tu va ve vi vo vu za ze zi zo zu".split()
 
 
-def vocabulary(size: int, rng: random.Random) -> list[str]:
-    words: set[str] = set()
-    while len(words) < size:
-        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))))
-    return sorted(words)
-
-
 class Synthetic:
-    """A stream of articles about many stories: Zipf-distributed background words plus each story's own terms."""
+    """About six articles a story: Zipf-distributed background words plus ten words of each story's own."""
 
     def __init__(self, seed: int = 1, vocab: int = 40000):
         self.rng = random.Random(seed)
-        self.words = vocabulary(vocab, self.rng)
+        words: set[str] = set()
+        while len(words) < vocab:
+            words.add("".join(self.rng.choice(SYLLABLES) for _ in range(self.rng.randint(2, 4))))
+        self.words = sorted(words)
         weights = [1 / (rank + 1) for rank in range(vocab)]
-        total = sum(weights)
+        total, acc = sum(weights), 0.0
         self.cumulative = []
-        acc = 0.0
-        for w in weights:
-            acc += w / total
+        for weight in weights:
+            acc += weight / total
             self.cumulative.append(acc)
+        self.count = 0
+
+    def skip(self, n: int) -> None:
+        self.count += n
 
     def background(self, n: int) -> list[str]:
-        import bisect
+        top = len(self.words) - 1
+        return [self.words[min(bisect.bisect(self.cumulative, self.rng.random()), top)] for _ in range(n)]
 
-        return [self.words[min(bisect.bisect(self.cumulative, self.rng.random()), len(self.words) - 1)]
-                for _ in range(n)]
-
-    def story_terms(self) -> list[str]:
-        return self.rng.sample(self.words[2000:], 10)
-
-    def article(self, index: int, total: int, full_text: bool) -> tuple[str, str, datetime, str]:
+    def article(self, when: datetime, full_text: bool) -> Article:
         rng = self.rng
-        story = index // 6  # about six articles a story
-        rng_story = random.Random(story)
-        terms = rng_story.sample(self.words[2000:], 10)
+        terms = random.Random(self.count // 6).sample(self.words[2000:], 10)
+        self.count += 1
         title_words = rng.sample(terms, 4) + self.background(rng.randint(3, 6))
         rng.shuffle(title_words)
-        title = " ".join(title_words).capitalize()
         text = ""
         if full_text:
             body = self.background(rng.randint(150, 500))
             for _ in range(12):
                 body.insert(rng.randrange(len(body)), rng.choice(terms))
             text = " ".join(body)
-        when = START + timedelta(seconds=3 * 86400 * index / max(total, 1))
-        return title, text, when, f"outlet{rng.randint(1, 60)}"
+        return " ".join(title_words).capitalize(), text, when, f"outlet{rng.randint(1, 60)}"
 
+
+def stream(bench_dir: Path, synthetic: bool):
+    if not synthetic and (bench_dir / HEADLINES).exists() and (bench_dir / FULL_TEXTS).exists():
+        return Real(bench_dir), "real news, renamed copies"
+    return Synthetic(), "synthetic"
+
+
+def moment(index: int, total: int) -> datetime:
+    """The time of the index-th of ``total`` articles spread over the window."""
+    return START + WINDOW * (index / max(total, 1))
+
+
+# ---- measurements ------------------------------------------------------------------------------------------
 
 def rss_mib() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -89,7 +162,7 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def cluster_one(clusterer: Clusterer, article_id: int, article: tuple, next_story: int) -> int:
+def cluster_one(clusterer: Clusterer, article_id: int, article: Article, next_story: int) -> int:
     """Put one article in its story the way the ingest path does; returns the next free story id."""
     title, text, when, source = article
     feats = clusterer.features(title, text, when, source)
@@ -97,73 +170,83 @@ def cluster_one(clusterer: Clusterer, article_id: int, article: tuple, next_stor
     story = decision.story_id
     if story is None:
         story, next_story = next_story, next_story + 1
-    for other in decision.merge_story_ids:
-        clusterer.merge(story, other)
-    clusterer.add(article_id, feats, story)
+    survivor, *others = sorted({story, *decision.merge_story_ids})  # the older id survives
+    for other in others:
+        clusterer.merge(survivor, other)
+    clusterer.add(article_id, feats, survivor)
     return next_story
 
 
-def index_articles(clusterer: Clusterer, gen: Synthetic, n: int, full_share: float = 0.5) -> int:
-    next_story = 1
-    for i in range(n):
-        next_story = cluster_one(clusterer, i, gen.article(i, n, gen.rng.random() < full_share), next_story)
-    return next_story
-
-
-def measure_rate(clusterer: Clusterer, gen: Synthetic, start: int, count: int, full_text: bool, n: int,
-                 next_story: int) -> float:
-    articles = [gen.article(start + i, n, full_text) for i in range(count)]
+def measure_rate(clusterer: Clusterer, articles: list[Article], first_id: int, next_story: int) -> tuple[float, int]:
     began = time.perf_counter()
     for offset, article in enumerate(articles):
-        next_story = cluster_one(clusterer, start + offset, article, next_story)
-    return count / (time.perf_counter() - began)
+        next_story = cluster_one(clusterer, first_id + offset, article, next_story)
+    return len(articles) / (time.perf_counter() - began), next_story
 
 
-def speed_child(n: int) -> dict:
+def speed_child(n: int, bench_dir: Path, synthetic: bool) -> dict:
     """Runs in its own process so resident memory belongs to one size only."""
-    gen = Synthetic()
+    gen, kind = stream(bench_dir, synthetic)
     base = rss_mib()
     clusterer = Clusterer()
     began = time.perf_counter()
-    next_story = index_articles(clusterer, gen, n)
+    next_story = 1
+    for i in range(n):
+        next_story = cluster_one(clusterer, i, gen.article(moment(i, n), i % 2 == 1), next_story)
     indexing = time.perf_counter() - began
     resident = rss_mib()
-    headline_rate = measure_rate(clusterer, gen, n, 2000, False, n, next_story)
-    full_rate = measure_rate(clusterer, gen, n + 2000, 500, True, n, next_story + 5000)
-    return {"indexed": n, "index_seconds": round(indexing, 1), "rss_mib": round(resident, 1),
+    end = moment(n, n)
+    headlines = [gen.article(end + timedelta(seconds=i), False) for i in range(2000)]
+    full_texts = [gen.article(end + timedelta(seconds=2000 + i), True) for i in range(500)]
+    headline_rate, next_story = measure_rate(clusterer, headlines, n, next_story)
+    full_rate, _ = measure_rate(clusterer, full_texts, n + 2000, next_story)
+    return {"stream": kind, "indexed": n, "index_seconds": round(indexing, 1), "rss_mib": round(resident, 1),
             "rss_growth_mib": round(resident - base, 1), "headline_per_s": round(headline_rate),
-            "fulltext_per_s": round(full_rate)}
+            "fulltext_per_s": round(full_rate), "open_stories": len(clusterer.stories)}
 
 
-def restart_child(n: int) -> dict:
-    """Fill a database with n articles through the production ingest path, then time a cold reload."""
+def fill_child(n: int, bench_dir: Path, synthetic: bool, database: str) -> dict:
+    """Store n articles through the production ingest path (what the daemon writes)."""
     from aggregator.ingest import Incoming, Ingestor
     from aggregator.store import open_database, session_scope
 
-    gen = Synthetic(seed=2)
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = open_database(f"sqlite:///{tmp}/bench.db")
-        ingestor = Ingestor(engine)
-        began = time.perf_counter()
-        for start in range(0, n, 1000):
-            with session_scope(engine) as session:
-                for i in range(start, min(n, start + 1000)):
-                    title, text, when, source = gen.article(i, n, gen.rng.random() < 0.5)
-                    ingestor.ingest(session, Incoming(source_key=source, external_id=str(i), source=source,
-                                                      title=title, text=text, published=when, fetched_at=when))
-        filling = time.perf_counter() - began
-        cold = Ingestor(engine)
-        began = time.perf_counter()
-        loaded = cold.reload()
-        seconds = time.perf_counter() - began
-        engine.dispose()
-    return {"stored": n, "fill_seconds": round(filling, 1), "reloaded": loaded, "restart_seconds": round(seconds, 2),
-            "rss_after_reload_mib": round(rss_mib(), 1)}
+    gen, kind = stream(bench_dir, synthetic)
+    engine = open_database(database)
+    ingestor = Ingestor(engine)
+    began = time.perf_counter()
+    for start in range(0, n, 1000):
+        with session_scope(engine) as session:
+            for i in range(start, min(n, start + 1000)):
+                title, text, when, source = gen.article(moment(i, n), i % 2 == 1)
+                ingestor.ingest(session, Incoming(source_key=source, external_id=str(i), source=source,
+                                                  title=title, text=text, published=when, fetched_at=when))
+    engine.dispose()
+    return {"stream": kind, "stored": n, "fill_seconds": round(time.perf_counter() - began, 1)}
 
 
-def run_child(kind: str, n: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, f"--child-{kind}", str(n)], capture_output=True, text=True,
-                         check=True)
+def reload_child(n: int, database: str, bench_dir: Path, synthetic: bool) -> dict:
+    """A fresh process, as a restarted daemon: time the reload, then cluster articles right away."""
+    from aggregator.ingest import Ingestor
+    from aggregator.store import open_database
+
+    base = rss_mib()
+    began = time.perf_counter()
+    engine = open_database(database)
+    ingestor = Ingestor(engine)
+    loaded = ingestor.reload()
+    seconds = time.perf_counter() - began
+    resident = rss_mib()
+    clusterer = ingestor.clusterer
+    gen, _ = stream(bench_dir, synthetic)
+    gen.skip(n)
+    articles = [gen.article(clusterer.clock + timedelta(seconds=i), False) for i in range(1000)]
+    rate, _ = measure_rate(clusterer, articles, 10**9, 10**9)
+    return {"reloaded": loaded, "restart_seconds": round(seconds, 2), "rss_mib": round(resident, 1),
+            "rss_growth_mib": round(resident - base, 1), "headline_per_s_after_restart": round(rate)}
+
+
+def run_child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -183,25 +266,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000])
     parser.add_argument("--bench-dir", type=Path, default=ROOT.parent / "shared" / "bench")
+    parser.add_argument("--synthetic", action="store_true", help="a synthetic stream even when real data is there")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-restart", action="store_true")
-    parser.add_argument("--child-speed", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--child-restart", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child_speed:
-        print(json.dumps(speed_child(args.child_speed)))
-        return
-    if args.child_restart:
-        print(json.dumps(restart_child(args.child_restart)))
+    if args.child:
+        kind, *rest = args.child
+        if kind == "speed":
+            result = speed_child(int(rest[0]), args.bench_dir, args.synthetic)
+        elif kind == "fill":
+            result = fill_child(int(rest[0]), args.bench_dir, args.synthetic, rest[1])
+        else:
+            result = reload_child(int(rest[0]), rest[1], args.bench_dir, args.synthetic)
+        print(json.dumps(result))
         return
     if not args.skip_quality:
         quality(args.bench_dir)
+    common = ["--bench-dir", str(args.bench_dir)] + (["--synthetic"] if args.synthetic else [])
     for n in args.sizes:
         if not args.skip_speed:
-            print(f"== speed and memory with {n} articles indexed: {json.dumps(run_child('speed', n))}")
+            speed = run_child("--child", "speed", str(n), *common)
+            print(f"== speed and memory with {n} articles indexed: {json.dumps(speed)}")
         if not args.skip_restart:
-            print(f"== restart with {n} articles stored: {json.dumps(run_child('restart', n))}")
+            with tempfile.TemporaryDirectory() as tmp:
+                database = f"sqlite:///{tmp}/bench.db"
+                filled = run_child("--child", "fill", str(n), database, *common)
+                reloaded = run_child("--child", "reload", str(n), database, *common)
+            print(f"== restart with {n} articles stored: {json.dumps(filled | reloaded)}")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,8 @@ speed is features + decide + add, articles per second.
 """
 
 import cProfile
-import gc
 import json
 import pstats
-import re
 import sys
 import time
 from collections import defaultdict
@@ -22,27 +20,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cluster import everyday_words, renamed  # noqa: E402
+
 from aggregator.cluster import Clusterer, ClusterSettings  # noqa: E402
 from aggregator.parse import parse_time  # noqa: E402
 from aggregator.replay import score  # noqa: E402
-
-
-def common_words(rows, share=0.1):
-    """Words used in at least ``share`` of the file's stories: news' everyday vocabulary, not one event's."""
-    stories = defaultdict(set)
-    for r in rows:
-        for w in re.findall(r"\w+", (r["title"] + " " + (r["text"] or "")).lower()):
-            stories[w].add(r["story"])
-    total = len({r["story"] for r in rows})
-    return {w for w, used in stories.items() if len(used) >= share * total}
-
-
-def shifted(text, k, common=frozenset()):
-    """``text`` with every word but the common ones tagged by ``k``: the same shape of story with other names,
-    which still shares everyday words (and their long postings) with every other copy."""
-    if not text:
-        return text
-    return " ".join(w if w.lower() in common else f"{w}x{k}" for w in re.findall(r"\w+", text))
 
 
 def run(path, kw, show_merges=False, prefill=0, profile=False):
@@ -54,7 +37,7 @@ def run(path, kw, show_merges=False, prefill=0, profile=False):
     c = Clusterer(ClusterSettings(**kw))
     next_id = 0
     if prefill:
-        common = common_words(rows)
+        common = everyday_words(rows)
         k, n = 0, 0
         while n < prefill:
             k += 1
@@ -62,7 +45,7 @@ def run(path, kw, show_merges=False, prefill=0, profile=False):
             for r in rows:
                 if n >= prefill:
                     break
-                f = c.features(shifted(r["title"], k, common), shifted(r["text"], k, common) or "",
+                f = c.features(renamed(r["title"], k, common), renamed(r["text"], k, common),
                                r["_t"] - timedelta(hours=1), "")
                 d = c.decide(f)
                 sid = d.story_id or story_of.setdefault(r["story"], None)
@@ -71,8 +54,6 @@ def run(path, kw, show_merges=False, prefill=0, profile=False):
                     sid = story_of[r["story"]] = next_id
                 c.add(-1 - n, f, sid)
                 n += 1
-        gc.collect()
-        gc.freeze()  # as the daemon does once the window is loaded: the index is not traversed by every collection
     members = defaultdict(list)
     story_of_article = {}
     profiler = cProfile.Profile() if profile else None

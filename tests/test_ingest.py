@@ -107,12 +107,13 @@ def test_a_database_from_before_stored_terms_is_upgraded_and_reloaded_from_text(
     _ingest(live, engine, _item("1", "Wire", "Harbour wall to be rebuilt", BODY * 2, 0))
     _ingest(live, engine, _item("2", "Radio", "Sea wall: council approves rebuild", "", 12))
     with engine.begin() as connection:  # the version 1 schema had no terms column
+        connection.execute(text("ALTER TABLE article DROP COLUMN terms"))
         connection.execute(text("ALTER TABLE article DROP COLUMN term_weights"))
         connection.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     engine.dispose()
     engine = open_database(f"sqlite:///{tmp_path}/i.db")
     with Session(engine) as session:
-        assert [a.term_weights for a in session.exec(select(Article)).all()] == [None, None]
+        assert [(a.terms, a.term_weights) for a in session.exec(select(Article)).all()] == [(None, None)] * 2
     restarted = Ingestor(engine)
     assert restarted.reload() == 2
     assert _engine_state(restarted) == _engine_state(live)
