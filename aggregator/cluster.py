@@ -181,8 +181,9 @@ class _Story:
     members: list[int] = field(default_factory=list)
     top: list[str] = field(default_factory=list)  # heaviest terms, heaviest first
     # term -> how many of its articles in the window use it; a term none of them uses any more leaves the
-    # centroid, so a long-running story's vector stays the size of its open coverage
-    counts: Counter = field(default_factory=Counter)
+    # centroid, so a long-running story's vector stays the size of its open coverage. None: not counted yet
+    # (a restart leaves it to the first time it is needed, see Clusterer._term_counts)
+    counts: Counter | None = field(default_factory=Counter)
 
 
 @dataclass(slots=True)
@@ -512,6 +513,7 @@ class Clusterer:
                 continue
             loaded += 1
             terms = tuple(item.terms)
+            # the document frequencies as of each arrival, for an article whose weights must be computed again
             self._count_article(item.article_id, item.story_id, item.when, item.content_hash, terms,
                                 item.shingle_count)
             if item.signature is not None:
@@ -519,14 +521,18 @@ class Clusterer:
                 signatures.append(item.signature)
             story = self.stories.get(item.story_id)
             if story is None:
-                story = self.stories[item.story_id] = _Story(vector={}, norm=0.0, first=item.when, last=item.when)
+                story = self.stories[item.story_id] = _Story(vector={}, norm=0.0, first=item.when, last=item.when,
+                                                             counts=None)
             vector = story.vector
             get = vector.get
             for term, weight in zip(terms, item.weights, strict=True):
                 vector[term] = get(term, 0.0) + weight
             story.first, story.last = min(story.first, item.when), max(story.last, item.when)
             story.last_seq = self.seq
-            self._add_member(item.story_id, item.article_id)
+            story.members.append(item.article_id)
+            story.articles += 1
+            if story.counts is not None:
+                story.counts.update(terms)
             touched.add(item.story_id)
         postings = self.postings
         for story_id in sorted(touched, key=lambda sid: self.stories[sid].last_seq):
@@ -561,9 +567,20 @@ class Clusterer:
 
     def _add_member(self, story_id: int, article_id: int) -> None:
         story = self.stories[story_id]
+        counts = self._term_counts(story)
         story.members.append(article_id)
         story.articles += 1
-        story.counts.update(self.articles[article_id].terms)
+        counts.update(self.articles[article_id].terms)
+
+    def _term_counts(self, story: _Story) -> Counter:
+        """The story's term -> articles using it, counted from its members the first time it is needed."""
+        if story.counts is None:
+            counts = story.counts = Counter()
+            for article_id in story.members:
+                article = self.articles.get(article_id)
+                if article is not None:
+                    counts.update(article.terms)
+        return story.counts
 
     def _add_to_story(self, story_id: int, weights: dict[str, float], when: datetime) -> None:
         story = self.stories.get(story_id)
@@ -608,7 +625,8 @@ class Clusterer:
             target.last_seq = last_seq
             target.articles += source.articles
             target.members.extend(source.members)
-            target.counts.update(source.counts)
+            if target.counts is not None:  # else it is counted from all its members, these included, when needed
+                target.counts.update(self._term_counts(source))
         for article_id in source.members:
             article = self.articles.get(article_id)
             if article is not None:
@@ -626,6 +644,10 @@ class Clusterer:
                     if not posting:
                         del self.postings[term]
         stale = [aid for aid, art in self.articles.items() if not self._open(art.when)]
+        for article_id in stale:  # counted while all their articles are still there
+            story = self.stories.get(self.articles[article_id].story_id)
+            if story is not None:
+                self._term_counts(story)
         thinned: set[int] = set()
         for article_id in stale:
             article = self.articles.pop(article_id)
@@ -652,7 +674,7 @@ class Clusterer:
 
     def _forget_terms(self, story_id: int, story: _Story, article_terms: tuple[str, ...]) -> None:
         """An article of an open story left the window: the terms no other article of the story uses go."""
-        counts = story.counts
+        counts = story.counts  # counted before the article left (expire)
         for term in article_terms:
             left = counts.get(term, 0) - 1
             if left > 0:

@@ -89,7 +89,7 @@ class Ingestor:
                 )
                 .join(Story, Story.id == Article.story_id)
                 .where(Story.closed == False, when >= end - self.settings.window)  # noqa: E712
-                .order_by(when, Article.id)
+                .order_by(Article.id)  # the order they were ingested in, as the engine saw them
                 .execution_options(yield_per=5000)
             )
             self.loaded = self.clusterer.load(self._stored(row) for row in rows)

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from aggregator.cluster import SIGNAL_NEAR, SIGNAL_NEW, SIGNAL_STORY, Clusterer, ClusterSettings
+from aggregator.cluster import SIGNAL_NEAR, SIGNAL_NEW, SIGNAL_STORY, Clusterer, ClusterSettings, StoredArticle
 
 T0 = datetime(2026, 3, 1, 8, 0)
 
@@ -316,3 +316,30 @@ def test_a_fragment_converging_with_a_big_story_is_folded_into_it():
         decision = engine.decide(feats)
         assert decision.story_id == 8
         assert decision.merge_story_ids == merged
+
+
+def test_a_loaded_engine_forgets_and_merges_like_one_built_article_by_article():
+    settings = ClusterSettings(window=timedelta(hours=6))
+    built, loaded = Clusterer(settings), Clusterer(settings)
+    stored = []
+    for n, title in enumerate(QUAKE + STORM_A + STORM_B):
+        feats = built.features(title, WIRE if n == 0 else "", T0 + timedelta(minutes=20 * n))
+        weights = dict(built.weights(feats))
+        story = built.decide(feats).story_id or 100 + n
+        built.add(n, feats, story, weights)
+        stored.append(StoredArticle(n, story, feats.when, feats.content_hash, list(weights), list(weights.values()),
+                                    feats.signature_bytes(), feats.shingle_count))
+    assert loaded.load(stored) == len(stored)
+    assert loaded.load(stored) == 0  # already there
+    later = T0 + timedelta(hours=6, minutes=50)
+    for engine in (built, loaded):
+        engine.add(1000, engine.features(FILLER[0], "", later), 999)
+        engine.expire()
+        first, second = sorted(engine.stories)[:2]
+        engine.merge(first, second)
+    for story_id, story in built.stories.items():
+        again = loaded.stories[story_id]
+        assert again.members == story.members
+        assert loaded._term_counts(again) == story.counts
+        assert set(again.vector) == set(story.vector)
+    assert loaded.df == built.df and set(loaded.postings) == set(built.postings)

@@ -80,7 +80,8 @@ def _engine_state(ingestor: Ingestor) -> tuple:
     engine = ingestor.clusterer
     vectors = {sid: {t: round(w, 4) for t, w in s.vector.items()} for sid, s in engine.stories.items()}
     postings = {term: list(stories) for term, stories in engine.postings.items()}
-    return vectors, postings, dict(engine.df), engine.documents, sorted(engine.index.signatures)
+    counts = {sid: dict(engine._term_counts(s)) for sid, s in engine.stories.items()}
+    return vectors, postings, counts, dict(engine.df), engine.documents, sorted(engine.index.signatures)
 
 
 def test_a_restart_rebuilds_the_engine_that_ingesting_built(tmp_path):
