@@ -1,0 +1,20 @@
+"""The clustering benchmark runs end to end (tiny sizes; its figures are measured by hand, not by tests)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_cluster.py"
+
+
+def test_benchmark_reports_speed_memory_and_restart(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--skip-quality", "--synthetic", "--sizes", "300"],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout
+    speed, restart = (json.loads(line.split(": ", 1)[1]) for line in out.splitlines() if line.startswith("=="))
+    assert speed["indexed"] == 300 and speed["headline_per_s"] > 0 and speed["fulltext_per_s"] > 0
+    assert speed["rss_mib"] > 0
+    assert restart["stored"] == restart["reloaded"] == 300
+    assert 0 < restart["restart_seconds"] < 60
