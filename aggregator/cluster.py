@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -358,7 +359,7 @@ class Clusterer:
         get = partial.get
         postings = self.postings
         budget = s.max_scan
-        for term, weight in heapq.nlargest(s.query_terms, weights.items(), key=lambda item: item[1]):
+        for term, weight in sorted(weights.items(), key=itemgetter(1), reverse=True)[: s.query_terms]:
             posting = postings.get(term)
             if not posting:
                 continue
@@ -369,14 +370,19 @@ class Clusterer:
             if budget <= 0:
                 break
         scored = []
+        early, late = when - s.window, when + s.window
         for story_id in heapq.nlargest(s.max_candidates, partial, key=partial.__getitem__):
             story = self.stories[story_id]
-            if not self._in_window(story, when):
+            if not (early <= story.last <= late or early <= story.first <= late):  # see _in_window
                 continue
             vector = story.vector
             shared = weights.keys() & vector.keys()
-            dot = sum(weights[t] * vector[t] for t in shared)
-            scored.append((dot / (norm * story.norm), len(shared), story_id, sum(weights[t] for t in shared) / total))
+            dot = covered = 0.0
+            for term in shared:
+                weight = weights[term]
+                dot += weight * vector[term]
+                covered += weight
+            scored.append((dot / (norm * story.norm), len(shared), story_id, covered / total))
         scored.sort(reverse=True)
         return scored
 
