@@ -220,7 +220,12 @@ def _dot(a: dict[str, float], b: dict[str, float]) -> float:
 
 
 def _norm(vector: dict[str, float]) -> float:
-    return math.sqrt(sum(w * w for w in vector.values())) or 1.0
+    return math.hypot(*vector.values()) or 1.0
+
+
+def _heaviest(vector: dict[str, float], count: int) -> list[str]:
+    """The ``count`` terms of ``vector`` with the largest weights, heaviest first."""
+    return [term for term, _ in sorted(vector.items(), key=itemgetter(1), reverse=True)[:count]]
 
 
 class Clusterer:
@@ -546,7 +551,7 @@ class Clusterer:
             story = self.stories[story_id]
             vector = story.vector
             story.norm = _norm(vector)
-            story.top = heapq.nlargest(self.settings.merge_terms, vector, key=vector.__getitem__)
+            story.top = _heaviest(vector, self.settings.merge_terms)
             for term in vector:
                 posting = postings[term]
                 if not fresh:
@@ -627,7 +632,7 @@ class Clusterer:
             last_seq = max(target.last_seq, source.last_seq)
             self._add_to_story(into, source.vector, source.last)
             target.norm = _norm(target.vector)
-            target.top = heapq.nlargest(self.settings.merge_terms, target.vector, key=target.vector.__getitem__)
+            target.top = _heaviest(target.vector, self.settings.merge_terms)
             target.first = min(target.first, source.first)
             target.last_seq = last_seq
             target.articles += source.articles
@@ -676,7 +681,7 @@ class Clusterer:
             story = self.stories[story_id]
             story.members = [aid for aid in story.members if aid in self.articles]
             story.norm = _norm(story.vector)
-            story.top = heapq.nlargest(self.settings.merge_terms, story.vector, key=story.vector.__getitem__)
+            story.top = _heaviest(story.vector, self.settings.merge_terms)
         return closed
 
     def _forget_terms(self, story_id: int, story: _Story, article_terms: tuple[str, ...]) -> None:
