@@ -32,7 +32,8 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -105,6 +106,12 @@ class FetchResult:
     not_modified: bool
     permanent_redirect: str | None  # the new URL when every hop was 301/308
     elapsed: float  # seconds, including waits for a concurrency slot
+
+
+@dataclass
+class _HostSlots:
+    semaphore: asyncio.Semaphore
+    users: int = 0  # fetches holding or waiting for a slot
 
 
 @dataclass
@@ -614,7 +621,7 @@ class Fetcher:
         self._client.cookies.jar.set_policy(_RefuseCookies())
         self._global = asyncio.Semaphore(max(1, settings.max_concurrency))
         # One per host seen, created on first use; bounded by the number of distinct hosts fetched.
-        self._per_host: dict[str, asyncio.Semaphore] = {}
+        self._per_host: dict[str, _HostSlots] = {}
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -697,11 +704,21 @@ class Fetcher:
             elapsed=elapsed,
         )
 
-    def _host_slot(self, host: str) -> asyncio.Semaphore:
-        slot = self._per_host.get(host)
-        if slot is None:
-            slot = self._per_host[host] = asyncio.Semaphore(max(1, self.settings.per_host_limit))
-        return slot
+    @asynccontextmanager
+    async def _host_slot(self, host: str) -> AsyncIterator[None]:
+        """One of the host's per_host_limit slots; a host nobody is fetching from keeps no entry (feeds and
+        pages name a new host every day, and the table would otherwise grow with every one ever seen)."""
+        entry = self._per_host.get(host)
+        if entry is None:
+            entry = self._per_host[host] = _HostSlots(asyncio.Semaphore(max(1, self.settings.per_host_limit)))
+        entry.users += 1
+        try:
+            async with entry.semaphore:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._per_host[host]
 
     async def _hop(
         self, url: httpx.URL, headers: dict[str, str], max_bytes: int, check: ContentCheck | None, budget: _Budget

@@ -70,6 +70,14 @@ def sync_feeds(engine: Engine, config: Config) -> dict[str, Feed]:
     return rows
 
 
+def address_after_move(current: str, moved: str) -> str:
+    """The feed's address after a permanent redirect to ``moved``: that one, unless it gives up https (the
+    redirect is followed for the fetch, but an unencrypted address is not made the feed's for good)."""
+    if current.lower().startswith("https:") and moved.lower().startswith("http:"):
+        return current
+    return moved
+
+
 class Poller:
     def __init__(self, engine: Engine, config: Config, fetcher: Fetcher | None = None):
         self.engine = engine
@@ -235,9 +243,13 @@ class Poller:
             row = session.get(Feed, feed_id)
             row.etag = response.etag or row.etag
             row.last_modified = response.last_modified or row.last_modified
-            if response.permanent_redirect and response.permanent_redirect != row.url:
-                log.info("feed=%s moved permanently to %s", row.name, response.permanent_redirect)
-                row.url = response.permanent_redirect
+            moved = response.permanent_redirect
+            if moved and moved != row.url:
+                if address_after_move(row.url, moved) == moved:
+                    log.info("feed=%s moved permanently to %s", row.name, moved)
+                    row.url = moved
+                else:
+                    log.warning("feed=%s moved permanently to %s: not stored (https to http)", row.name, moved)
             row.last_fetched_at = row.last_success_at = started
             row.last_status = response.status
             row.last_new_entries = new

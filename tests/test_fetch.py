@@ -231,13 +231,15 @@ def test_per_host_limit_respected(site: LocalSite) -> None:
     site.route("/counted", counted)
     settings = Settings(timeout=2, per_host_limit=2, max_concurrency=8, allow_private_networks=True)
 
-    async def run() -> list[FetchResult]:
+    async def run() -> tuple[list[FetchResult], int]:
         async with Fetcher(settings) as fetcher:
-            return await asyncio.gather(*(fetcher.fetch(site.url(f"/counted?n={i}")) for i in range(6)))
+            results = await asyncio.gather(*(fetcher.fetch(site.url(f"/counted?n={i}")) for i in range(6)))
+            return results, len(fetcher._per_host)
 
-    results = asyncio.run(run())
+    results, hosts_kept = asyncio.run(run())
     assert [r.content for r in results] == [b"ok"] * 6
     assert max_seen == 2  # parallel, but never more than the limit
+    assert hosts_kept == 0  # a host nobody is fetching from keeps no entry
 
 
 def test_fetch_page_refuses_non_html(site: LocalSite) -> None:

@@ -185,3 +185,13 @@ def test_permanent_redirect_moves_the_feed(tmp_path, site, three_outlets):
     assert _feed_row(agg).url == site.url("/new/feed.xml")
     poll_once(agg.engine, config)
     assert site.hits["/old/feed.xml"] == 1  # the second poll went straight to the new address
+
+
+def test_a_permanent_move_from_https_to_http_is_not_stored():
+    from aggregator.pipeline import address_after_move
+
+    assert address_after_move("https://a.example/feed", "https://b.example/rss") == "https://b.example/rss"
+    assert address_after_move("http://a.example/feed", "https://a.example/feed") == "https://a.example/feed"
+    assert address_after_move("http://a.example/feed", "http://b.example/feed") == "http://b.example/feed"
+    assert address_after_move("https://a.example/feed", "http://a.example/feed") == "https://a.example/feed"
+    assert address_after_move("HTTPS://a.example/feed", "http://b.example/feed") == "HTTPS://a.example/feed"
