@@ -341,6 +341,9 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udff
 _PROLOG_SPACE = re.compile(r"\s*")
 _DOCTYPE = re.compile(r"<!\s*doctype", re.I)
 _ENTITY = re.compile(r"<!\s*entity", re.I)
+# Inside the root element, what follows one of these up to its end is text, a comment or an instruction
+_TEXT_SECTION = re.compile(r"<!\[CDATA\[|<!--|<\?")
+_SECTION_END = {"<![CDATA[": "]]>", "<!--": "-->", "<?": "?>"}
 _ROOT_START = re.compile(r"<[A-Za-z0-9_]")  # where feedparser's DOCTYPE filter stops looking
 _SPACE_RUN = re.compile(r"\s{2,}")
 _DOCTYPE_TOKEN = re.compile(r"""["'\[\]>]|<!--|<\?""")
@@ -531,21 +534,48 @@ def _fix_ampersands(body: str) -> str:
     return "".join(pieces)
 
 
+def entity_declaration(text: str, start: int = 0) -> int | None:
+    """Where ``text`` declares an entity in its markup from ``start`` on, or None.
+
+    Inside a CDATA section, a comment or a processing instruction "<!ENTITY" is not markup (an article about
+    XXE, say); one left open runs to the end of the document, which parsers disagree on, so a declaration
+    after its opening counts. Linear: each stretch of the document is scanned once.
+    """
+    found = _ENTITY.search(text, start)
+    position = start
+    while found is not None:
+        opening = _TEXT_SECTION.search(text, position, found.start())
+        if opening is None:
+            return found.start()
+        end = text.find(_SECTION_END[opening.group()], opening.end())
+        if end < 0:
+            return found.start()
+        position = end + len(_SECTION_END[opening.group()])
+        if position > found.start():
+            found = _ENTITY.search(text, position)
+    return None
+
+
 def sanitize_xml(content: bytes, content_type: str = "") -> tuple[bytes, str | None]:
     """(UTF-8 XML without a DTD that feedparser may read, "rss091n" for a Netscape RSS 0.91 DOCTYPE or None).
 
-    Raises ParseError for a document that declares an entity anywhere: real feeds never need one, and
-    refusing is the only safe answer to billion laughs, quadratic blowup and external entities.
+    Raises ParseError for a document that declares an entity anywhere in its markup (see entity_declaration):
+    real feeds never need one, and refusing is the only safe answer to billion laughs, quadratic blowup and
+    external entities.
     """
     text = _XML_FORBIDDEN.sub("", decode_document(content, content_type))
-    declaration = _ENTITY.search(text)
-    if declaration is not None:
-        raise ParseError(f"parse: feed declares entities (at character {declaration.start()}); refused")
     prolog, body = _split_prolog(text)
-    # Text before the root is junk; its runs of blank lines are squeezed, as feedparser's own DOCTYPE
-    # filter scans that part with a multi-line "^\s*" that takes quadratic time on them.
     root = _ROOT_START.search(body)
     root_at = root.start() if root else len(body)
+    # Before the root element no exception: feedparser's DOCTYPE filter reads declarations it finds there
+    # (wherever they sit) back into a DTD of its own.
+    head = len(prolog) + root_at
+    found = _ENTITY.search(text, 0, head)
+    declaration = found.start() if found else entity_declaration(text, head)
+    if declaration is not None:
+        raise ParseError(f"parse: feed declares entities (at character {declaration}); refused")
+    # Text before the root is junk; its runs of blank lines are squeezed, as feedparser's own DOCTYPE
+    # filter scans that part with a multi-line "^\s*" that takes quadratic time on them.
     if root_at:
         body = _SPACE_RUN.sub(" ", body[:root_at]) + body[root_at:]
     doctype = _DOCTYPE.search(prolog)

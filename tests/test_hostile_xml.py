@@ -139,7 +139,6 @@ BILLION_LAUGHS = {
     "<title>&lol9;</title><entry><title>&lol9;</title><id>urn:x</id></entry></feed>",
     "second-doctype-later": '<rss version="2.0"><channel><title>t</title>'
     + "<!DOCTYPE rss [" + LAUGHS + "]>" + ITEM.format("&lol9;", "x") + "</channel></rss>",
-    "inside-cdata-lookalike": rss("", title="<![CDATA[ <!DOCTYPE x [" + LAUGHS + "]> ]]>&lol9;"),
     "in-prolog-comment": rss("<!--\n<!DOCTYPE rss>\n" + LAUGHS + "\n-->\n"),
 }
 
@@ -419,3 +418,45 @@ def test_decode_document_prefers_marks_then_header_then_declaration():
     assert decode_document('<?xml version="1.0" encoding="koi8-r"?>Ж'.encode("koi8-r")).endswith("Ж")
     assert decode_document("é".encode("cp1252"), "application/xml; charset=utf-8") == "é"
     assert clean_text("a\r\nb\rc\x00\ud800") == "a\nb\nc"
+
+
+def test_an_article_quoting_an_entity_declaration_in_cdata_or_a_comment_is_kept():
+    quoted = '<![CDATA[The attack starts with <!ENTITY xxe SYSTEM "file:///etc/passwd"> in the DTD.]]>'
+    for document in (rss("", title="XXE explained", body=quoted),
+                     rss("", title="XXE explained", body='<!-- <!ENTITY a "b"> -->plain text')):
+        feed = attack("quoted declaration", document.encode())
+        assert feed is not None and feed.entries[0].title == "XXE explained"
+    summary = parse_feed(rss("", title="t", body=quoted).encode(), {}, "https://x.example/").entries[0].summary
+    assert summary.startswith("The attack starts with")  # the quoted markup itself goes with the HTML
+
+
+@pytest.mark.parametrize("document", [
+    rss("", title="t", body='<![CDATA[quoted]]><!ENTITY a "b">'),  # after the section: markup again
+    rss("", title="t", body='<!-- a comment --><!ENTITY a "b">'),
+    rss("", title="t", body='<![CDATA[never closed <!ENTITY a "b">'),
+    rss('<!DOCTYPE rss [<!ENTITY a "<![CDATA[">]>', title="&a;"),  # an opening inside the declaration itself
+])
+def test_an_entity_declaration_outside_text_sections_is_still_refused(document):
+    refused("declaration beside text sections", document.encode())
+
+
+def test_finding_declarations_among_many_text_sections_is_linear():
+    body = "<![CDATA[x]]>" * 300_000 + '<!ENTITY a "b">'
+    refused("many text sections", rss("", title="t", body=body).encode())  # within attack()'s CPU limit
+
+
+@pytest.mark.parametrize("document", [
+    # before the root element nothing is exempt: feedparser would read the declaration back into a DTD
+    '<?xml version="1.0"?>\n<![CDATA[\n<!ENTITY a "' + "x" * 100_000 + '">\n]]><rss version="2.0"><channel>'
+    '<title>t</title>' + ITEM.format("&a;" * 1000, "x") + "</channel></rss>",
+    rss("", title="t", body='<?pi <!-- ?><!ENTITY a "b"><?pi --> ?>'),  # an opener inside an instruction
+])
+def test_text_sections_do_not_hide_declarations_before_the_root_or_inside_instructions(document):
+    refused("hidden declaration", document.encode())
+
+
+def test_declarations_quoted_in_cdata_inside_the_root_are_text_and_expand_nothing():
+    document = rss("", title="<![CDATA[ <!DOCTYPE x [" + LAUGHS + "]> ]]>&lol9;")
+    feed = attack("quoted billion laughs", document.encode())
+    assert feed is not None
+    assert "lollol" not in " ".join(_strings(feed))  # kept as the text it is, never expanded
