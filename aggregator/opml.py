@@ -35,8 +35,14 @@ class OpmlError(ValueError):
 # --------------------------------------------------------------------------- export
 
 
+# Our own outline attributes (OPML lets an outline carry any): the settings other readers have no word for,
+# written only when they differ from the default, so that an export read back loses nothing.
+_INTERVAL, _ENABLED, _FULL_TEXT = "aggregatorInterval", "aggregatorEnabled", "aggregatorFullText"
+
+
 def export_opml(feeds: list[FeedConfig], title: str = "aggregator feeds") -> str:
-    """The feeds as an OPML 2.0 document; tags go into the ``category`` attribute, comma separated."""
+    """The feeds as an OPML 2.0 document; tags go into the ``category`` attribute, comma separated, and
+    interval, enabled and full_text into attributes of our own."""
     root = ET.Element("opml", {"version": "2.0"})
     head = ET.SubElement(root, "head")
     ET.SubElement(head, "title").text = clean_text(title) or "aggregator feeds"
@@ -48,6 +54,12 @@ def export_opml(feeds: list[FeedConfig], title: str = "aggregator feeds") -> str
         tags = [tag for tag in tags if tag]
         if tags:
             attrs["category"] = ",".join(tags)
+        if feed.interval is not None:
+            attrs[_INTERVAL] = _format_duration(feed.interval)
+        if not feed.enabled:
+            attrs[_ENABLED] = "false"
+        if not feed.full_text:
+            attrs[_FULL_TEXT] = "false"
         ET.SubElement(body, "outline", attrs)
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
@@ -185,10 +197,29 @@ def import_opml(data: bytes | str) -> list[FeedConfig]:
             feed = FeedConfig(name=name, url=url, tags=tags)
         except ValidationError:
             continue
+        feed = _with_own_settings(feed, outline)
         seen_urls.add(key)
         names.add(name)
         feeds.append(feed)
     return feeds
+
+
+def _with_own_settings(feed: FeedConfig, outline: ET.Element) -> FeedConfig:
+    """``feed`` with the settings our own attributes carry; one that does not validate is left out."""
+    settings: dict[str, object] = {}
+    if (interval := _attr(outline, _INTERVAL)) is not None:
+        settings["interval"] = clean_text(interval)
+    for key, attribute in (("enabled", _ENABLED), ("full_text", _FULL_TEXT)):
+        value = (_attr(outline, attribute) or "").strip().lower()
+        if value in ("true", "false"):
+            settings[key] = value == "true"
+    for key, value in settings.items():
+        try:  # validated alone, so one bad attribute costs only itself
+            checked = FeedConfig(name=feed.name, url=feed.url, **{key: value})
+        except ValidationError:
+            continue
+        feed = feed.model_copy(update={key: getattr(checked, key)})
+    return feed
 
 
 # --------------------------------------------------------------------------- merge into feeds.yaml

@@ -43,6 +43,25 @@ def test_round_trip():
     assert import_opml(export_opml(feeds).encode("utf-8")) == back
 
 
+def test_round_trip_keeps_interval_enabled_and_full_text():
+    feeds = [
+        feed("Slow", "https://slow.example/feed", interval="2h", enabled=False, full_text=False),
+        feed("Fast", "https://fast.example/feed", interval=300),
+        feed("Default", "https://default.example/feed"),
+    ]
+    text = export_opml(feeds)
+    assert import_opml(text) == feeds
+    (default,) = [o for o in ET.fromstring(text).iter("outline") if o.get("text") == "Default"]
+    assert not any(name.startswith("aggregator") for name in default.attrib)  # defaults are not written
+
+
+def test_own_attributes_that_do_not_validate_are_ignored():
+    doc = ('<opml version="2.0"><body><outline text="X" xmlUrl="https://x.example/feed" aggregatorInterval="soon" '
+           'aggregatorEnabled="maybe" aggregatorFullText="false"/></body></opml>')
+    (imported,) = import_opml(doc)
+    assert (imported.interval, imported.enabled, imported.full_text) == (None, True, False)
+
+
 NESTED = b"""<?xml version="1.0" encoding="UTF-8"?>
 <opml version="1.0">
   <head><title>export</title></head>
