@@ -70,6 +70,15 @@ def sync_feeds(engine: Engine, config: Config) -> dict[str, Feed]:
     return rows
 
 
+def newest_entries(entries: list[ParsedEntry], limit: int) -> list[ParsedEntry]:
+    """At most ``limit`` of ``entries``, the newest: most feeds list newest first, but archives and some
+    generators list oldest first, and cutting those in document order would keep only their oldest entries.
+    Entries without a time keep their place among themselves, after the dated ones."""
+    if len(entries) <= limit or not any(entry.published for entry in entries):
+        return entries[:limit]
+    return sorted(entries, key=lambda entry: entry.published or datetime.min, reverse=True)[:limit]
+
+
 def address_after_move(current: str, moved: str) -> str:
     """The feed's address after a permanent redirect to ``moved``: that one, unless it gives up https (the
     redirect is followed for the fetch, but an unencrypted address is not made the feed's for good)."""
@@ -149,7 +158,7 @@ class Poller:
             )
         except ParseError as exc:
             return self._record_failure(row.id, started, response.status, str(exc), None, parse_error=True)
-        entries = parsed.entries[: self.settings.max_entries_per_feed]
+        entries = newest_entries(parsed.entries, self.settings.max_entries_per_feed)
         fresh = self._unseen(feed.name, entries)
         items = await asyncio.gather(*(self._prepare(feed, row.id, parsed.title, e) for e in fresh))
         stored = await self._store(items)

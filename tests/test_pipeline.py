@@ -195,3 +195,22 @@ def test_a_permanent_move_from_https_to_http_is_not_stored():
     assert address_after_move("http://a.example/feed", "http://b.example/feed") == "http://b.example/feed"
     assert address_after_move("https://a.example/feed", "http://a.example/feed") == "https://a.example/feed"
     assert address_after_move("HTTPS://a.example/feed", "http://b.example/feed") == "HTTPS://a.example/feed"
+
+
+def test_a_feed_listed_oldest_first_keeps_its_newest_entries_under_the_cap():
+    from aggregator.parse import parse_feed
+    from aggregator.pipeline import newest_entries
+
+    def document(days: list[int | None]) -> bytes:
+        items = "".join(
+            f"<item><title>day {d}</title><guid>id-{n}</guid>"
+            + (f"<pubDate>{d:02d} Nov 2026 08:00:00 GMT</pubDate>" if d else "") + "</item>"
+            for n, d in enumerate(days)
+        )
+        return f'<rss version="2.0"><channel><title>t</title>{items}</channel></rss>'.encode()
+
+    oldest_first = parse_feed(document(list(range(1, 11))), {}, "https://x.example/feed").entries
+    assert [e.title for e in newest_entries(oldest_first, 3)] == ["day 10", "day 9", "day 8"]
+    undated = parse_feed(document([None] * 5), {}, "https://x.example/feed").entries
+    assert [e.external_id.rsplit("/", 1)[-1] for e in newest_entries(undated, 2)] == ["id-0", "id-1"]  # as listed
+    assert newest_entries(oldest_first, 50) == oldest_first  # under the cap nothing moves
