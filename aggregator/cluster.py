@@ -375,10 +375,9 @@ class Clusterer:
             if budget <= 0:
                 break
         scored = []
-        early, late = when - s.window, when + s.window
         for story_id in heapq.nlargest(s.max_candidates, partial, key=partial.__getitem__):
             story = self.stories[story_id]
-            if not (early <= story.last <= late or early <= story.first <= late):  # see _in_window
+            if not self._in_window(story, when):
                 continue
             vector = story.vector
             shared = weights.keys() & vector.keys()
@@ -707,9 +706,9 @@ class Clusterer:
         s = self.settings
         signals = [Signal(SIGNAL_HASH, float(a.content_hash == b.content_hash), 1.0, a.content_hash == b.content_hash)]
         if a.minhash is not None and b.minhash is not None:
-            containment = self._containment(a, a.minhash.jaccard(b.minhash), b.shingle_count)
-            signals.append(Signal("minhash-jaccard", a.minhash.jaccard(b.minhash), s.lsh_threshold,
-                                  a.minhash.jaccard(b.minhash) >= s.lsh_threshold))
+            jaccard = a.minhash.jaccard(b.minhash)
+            containment = self._containment(a, jaccard, b.shingle_count)
+            signals.append(Signal("minhash-jaccard", jaccard, s.lsh_threshold, jaccard >= s.lsh_threshold))
             signals.append(Signal("containment", containment, s.duplicate_containment,
                                   containment >= s.duplicate_containment))
         else:

@@ -620,7 +620,7 @@ class Fetcher:
         # No cookies kept: a long-lived fetcher would otherwise hoard every cookie any feed sets.
         self._client.cookies.jar.set_policy(_RefuseCookies())
         self._global = asyncio.Semaphore(max(1, settings.max_concurrency))
-        # One per host seen, created on first use; bounded by the number of distinct hosts fetched.
+        # Per host being fetched from: created on first use, dropped when its last fetch ends (see _host_slot).
         self._per_host: dict[str, _HostSlots] = {}
 
     async def __aenter__(self) -> Fetcher:

@@ -84,8 +84,7 @@ class Ingestor:
             rows = session.exec(
                 select(
                     Article.id, Article.story_id, when, Article.content_hash, Article.terms, Article.term_weights,
-                    Article.minhash,
-                    Article.minhash_scheme, Article.shingle_count,
+                    Article.minhash, Article.minhash_scheme, Article.shingle_count,
                 )
                 .join(Story, Story.id == Article.story_id)
                 .where(Story.closed == False, when >= end - self.settings.window)  # noqa: E712
