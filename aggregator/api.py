@@ -8,7 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from . import query
 from .cluster import Signal
@@ -99,7 +99,10 @@ class Aggregator:
         ingestor = Ingestor(self.engine, settings_for(self.settings.story_window))
         ingestor.reload()
         signals = ingestor.clusterer.compare(ingestor.features_of(first), ingestor.features_of(second))
-        same_article = (first.duplicate_of or first.id) == (second.duplicate_of or second.id)
+        with Session(self.engine) as session:
+            story = session.exec(select(Article).where(Article.story_id == first.story_id)).all()
+        group = query.originals(story)  # copies share a story; chains and late originals count as one group
+        same_article = group.get(first.id, first.id) == group.get(second.id, second.id)
         return Explanation(first, second, signals, first.story_id == second.story_id, same_article)
 
     # ---- writing ----------------------------------------------------------------------------------------

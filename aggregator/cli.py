@@ -225,8 +225,14 @@ def cmd_story(args: argparse.Namespace) -> int:
     print()
     for a in detail.articles:
         how = f"{a.joined_by} {a.score:.2f}"
-        if a.duplicate_of:
-            how = f"copy of #{a.duplicate_of} ({a.duplicate_signal} {a.duplicate_score:.2f})"
+        matched = f"{a.duplicate_signal} {a.duplicate_score or 0:.2f}"
+        if a.duplicate_of and a.matched_with:
+            how = f"copy of #{a.duplicate_of} ({matched}"
+            how += ")" if a.matched_with == a.duplicate_of else f" with #{a.matched_with})"
+        elif a.duplicate_of:
+            how = f"copy of #{a.duplicate_of}"  # stored first; the match is on the later arrival's line
+        elif a.matched_with:
+            how = f"original, arrived after its copy #{a.matched_with} ({matched})"
         print(f"  #{a.id:<6} {_time(a.published or a.fetched):16}  {clean_text(a.source)[:24]:24}  {how}")
         print(f"          {clean_text(a.title)[:100]}")
         print(f"          {clean_text(a.url or '-')}  [text from {a.text_source}]")
@@ -322,15 +328,16 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .query import iter_articles
+    from .query import iter_articles, originals_of_copies, shown_url
 
     with _aggregator(args) as agg:
+        original = originals_of_copies(agg.engine)  # the earliest of each group of copies, as every reader shows
         out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
         try:
             for a in iter_articles(agg.engine):
                 row = {
-                    "id": a.id, "story": a.story_id, "duplicate_of": a.duplicate_of, "source": a.source,
-                    "title": a.title, "url": a.url, "published": iso_time(a.published_at),
+                    "id": a.id, "story": a.story_id, "duplicate_of": original.get(a.id), "source": a.source,
+                    "title": a.title, "url": shown_url(a), "published": iso_time(a.published_at),
                     "fetched": iso_time(a.fetched_at), "text": a.text, "text_source": a.text_source,
                     "joined_by": a.story_signal, "score": a.story_score,
                 }

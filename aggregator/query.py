@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -47,6 +47,7 @@ class Digest:
     day: date
     generated_at: datetime  # UTC
     stories: list[StoryEntry] = field(default_factory=list)
+    timezone: str = "UTC"  # the zone of ``day``, and the one the renderers show times in
 
 
 @dataclass
@@ -62,9 +63,10 @@ class ArticleView:
     text_source: str
     joined_by: str  # the signal that put it in the story
     score: float
-    duplicate_of: int | None
-    duplicate_signal: str | None
+    duplicate_of: int | None  # the original of its group of copies (the earliest); None for the original itself
+    duplicate_signal: str | None  # how it matched ``matched_with`` when it arrived
     duplicate_score: float | None
+    matched_with: int | None = None  # the article it was found to copy when it arrived, as stored
 
 
 @dataclass
@@ -93,33 +95,54 @@ def _when(article: Article) -> datetime:
     return article.published_at or article.fetched_at
 
 
+def shown_url(article: Article) -> str | None:
+    """The URL every reader is given: the canonical one, tracking parameters and fragment removed."""
+    return article.canonical_url or article.url
+
+
 def _source_of(article: Article) -> StorySource:
-    url = article.canonical_url or article.url  # tracking parameters stripped
-    return StorySource(article.id, article.source, article.title, url, article.published_at)
+    return StorySource(article.id, article.source, article.title, shown_url(article), article.published_at)
+
+
+def originals(articles: Iterable[Article]) -> dict[int, int]:
+    """Each article's original: the earliest member (published, else fetched, time; then id) of its group of copies.
+
+    A group is every article joined by ``duplicate_of`` links, in either direction: a reprint polled before the
+    wire original it copies is stored first, and the original then links to it, yet the original is the earlier
+    one. Links to articles not given are ignored; an article without copies is its own original.
+    """
+    articles = list(articles)
+    parent = {a.id: a.id for a in articles}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a in articles:
+        if a.duplicate_of in parent:
+            parent[find(a.id)] = find(a.duplicate_of)
+    earliest: dict[int, Article] = {}
+    for a in sorted(articles, key=lambda a: (_when(a), a.id)):
+        earliest.setdefault(find(a.id), a)
+    return {a.id: earliest[find(a.id)].id for a in articles}
 
 
 def sources_of(articles: list[Article]) -> list[StorySource]:
     """One entry per distinct article, oldest first, with its copies folded under it.
 
-    Copies are grouped by the chain of ``duplicate_of`` links; the earliest member of a group stands for it,
-    whichever of them was fetched first.
+    The earliest member of a group of copies (see :func:`originals`) stands for it, whichever was fetched first.
     """
     by_id = {a.id: a for a in articles}
-
-    def root(article: Article) -> int:
-        seen = {article.id}
-        while article.duplicate_of in by_id and article.duplicate_of not in seen:
-            article = by_id[article.duplicate_of]
-            seen.add(article.id)
-        return article.id
-
     groups: dict[int, list[Article]] = {}
-    for article in sorted(articles, key=lambda a: (_when(a), a.id)):
-        groups.setdefault(root(article), []).append(article)
+    for article_id, original in originals(articles).items():
+        groups.setdefault(original, []).append(by_id[article_id])
     entries = []
-    for members in groups.values():
-        entry = _source_of(members[0])
-        entry.copies = [_source_of(a) for a in members[1:]]
+    for original, members in groups.items():
+        entry = _source_of(by_id[original])
+        copies = sorted((a for a in members if a.id != original), key=lambda a: (_when(a), a.id))
+        entry.copies = [_source_of(a) for a in copies]
         entries.append(entry)
     return sorted(entries, key=lambda e: (e.published or datetime.max, e.article_id))
 
@@ -129,7 +152,7 @@ def _entry(story: Story, articles: list[Article]) -> StoryEntry:
     return StoryEntry(
         id=story.id,
         headline=story.title,
-        url=(rep.canonical_url or rep.url) if rep else None,
+        url=shown_url(rep) if rep else None,
         lead=lead_of(rep) if rep else "",
         source_count=story.source_count,
         article_count=story.article_count,
@@ -195,11 +218,13 @@ def get_story(engine: Engine, story_id: int) -> StoryDetail | None:
             return None
         articles = list(session.exec(select(Article).where(Article.story_id == story.id)).all())
         merged = list(session.exec(select(Story.id).where(Story.merged_into == story.id)).all())
+        original = originals(articles)
         views = [
             ArticleView(
-                id=a.id, source=a.source, title=a.title, url=a.url, published=a.published_at, fetched=a.fetched_at,
-                text_source=a.text_source, joined_by=a.story_signal, score=a.story_score, duplicate_of=a.duplicate_of,
-                duplicate_signal=a.duplicate_signal, duplicate_score=a.duplicate_score,
+                id=a.id, source=a.source, title=a.title, url=shown_url(a), published=a.published_at,
+                fetched=a.fetched_at, text_source=a.text_source, joined_by=a.story_signal, score=a.story_score,
+                duplicate_of=original[a.id] if original[a.id] != a.id else None,
+                duplicate_signal=a.duplicate_signal, duplicate_score=a.duplicate_score, matched_with=a.duplicate_of,
             )
             for a in sorted(articles, key=lambda a: (_when(a), a.id))
         ]
@@ -227,7 +252,7 @@ def build_digest(engine: Engine, day: date | None = None, tz: str = "UTC", min_s
             .order_by(Story.source_count.desc(), Story.last_updated.desc(), Story.id.desc())
         ).all()
         entries = _entries(session, list(stories))
-    return Digest(day=day, generated_at=datetime.now(UTC).replace(tzinfo=None), stories=entries)
+    return Digest(day=day, generated_at=datetime.now(UTC).replace(tzinfo=None), stories=entries, timezone=tz)
 
 
 def feed_health(engine: Engine) -> list[FeedHealth]:
@@ -241,6 +266,19 @@ def feed_health(engine: Engine) -> list[FeedHealth]:
             )
             for f in session.exec(select(Feed).order_by(Feed.name)).all()
         ]
+
+
+def originals_of_copies(engine: Engine) -> dict[int, int]:
+    """Every stored copy's id -> the original of its group (see :func:`originals`); articles without copies are
+    left out. Reads only ids and times of the articles that have copies or are copies."""
+    linked = select(Article.duplicate_of).where(Article.duplicate_of != None)  # noqa: E711
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Article.id, Article.duplicate_of, Article.published_at, Article.fetched_at).where(
+                or_(Article.duplicate_of != None, Article.id.in_(linked))  # noqa: E711
+            )
+        ).all()
+    return {copy: original for copy, original in originals(rows).items() if copy != original}
 
 
 def iter_articles(engine: Engine, batch: int = 1000) -> Iterator[Article]:
