@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
-from .digest import clean_text, iso_time, render_digest
+from .digest import clean_text, format_time, iso_time, render_digest
 from .store import StoreError
 
 log = logging.getLogger("aggregator")
@@ -133,8 +133,11 @@ def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def _time(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+def _time(value: datetime | None, tz: str | None = None) -> str:
+    """A stored (UTC) time for a table: in zone ``tz`` with its abbreviation (see ``digest.format_time``)."""
+    if not value:
+        return "-"
+    return format_time(value, tz) if tz else value.strftime("%Y-%m-%d %H:%M")
 
 
 def _emit(text: str, output: str | None = None) -> None:
@@ -194,9 +197,10 @@ def cmd_stories(args: argparse.Namespace) -> int:
     if not stories:
         print("No stories match.")
         return 0
-    print(f"{'ID':>6}  {'SRC':>3}  {'ART':>3}  {'UPDATED (UTC)':16}  HEADLINE")
+    tz = agg.settings.timezone
+    print(f"{'ID':>6}  {'SRC':>3}  {'ART':>3}  {'UPDATED':20}  HEADLINE")
     for s in stories:
-        print(f"{s.id:>6}  {s.source_count:>3}  {s.article_count:>3}  {_time(s.last_updated):16}  "
+        print(f"{s.id:>6}  {s.source_count:>3}  {s.article_count:>3}  {_time(s.last_updated, tz):20}  "
               f"{clean_text(s.headline)[:90]}")
     return 0
 
@@ -216,8 +220,9 @@ def cmd_story(args: argparse.Namespace) -> int:
     if s.id != args.id:
         print(f"story {args.id} was merged into story {s.id}")
     print(f"story {s.id}: {clean_text(s.headline)}")
-    print(f"  {s.source_count} sources, {s.article_count} articles; first seen {_time(s.first_seen)} UTC, "
-          f"last updated {_time(s.last_updated)} UTC")
+    tz = agg.settings.timezone
+    print(f"  {s.source_count} sources, {s.article_count} articles; first seen {_time(s.first_seen, tz)}, "
+          f"last updated {_time(s.last_updated, tz)}")
     if s.lead:
         print(f"  {clean_text(s.lead)}")
     if detail.merged_from:
@@ -233,7 +238,7 @@ def cmd_story(args: argparse.Namespace) -> int:
             how = f"copy of #{a.duplicate_of}"  # stored first; the match is on the later arrival's line
         elif a.matched_with:
             how = f"original, arrived after its copy #{a.matched_with} ({matched})"
-        print(f"  #{a.id:<6} {_time(a.published or a.fetched):16}  {clean_text(a.source)[:24]:24}  {how}")
+        print(f"  #{a.id:<6} {_time(a.published or a.fetched, tz):20}  {clean_text(a.source)[:24]:24}  {how}")
         print(f"          {clean_text(a.title)[:100]}")
         print(f"          {clean_text(a.url or '-')}  [text from {a.text_source}]")
     return 0

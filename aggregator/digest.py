@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from .query import Digest, StoryEntry, StorySource
 
@@ -76,10 +77,20 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def format_time(value: datetime | None) -> str:
-    """``2026-11-24 07:58 UTC``; naive datetimes are taken as UTC."""
+def local_time(value: datetime | None, tz: str = "UTC") -> datetime | None:
+    """``value`` as an aware time in zone ``tz`` (an IANA name such as ``Europe/Berlin``); naive is UTC."""
     value = _utc(value)
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "unknown time"
+    return value.astimezone(ZoneInfo(tz)) if value else None
+
+
+def format_time(value: datetime | None, tz: str = "UTC") -> str:
+    """``2026-11-24 08:58 CET``: the time in zone ``tz`` with the zone's abbreviation, for people to read.
+
+    Every human-facing output shows times this way, in the configured ``timezone``; machine outputs (JSON,
+    export) use :func:`iso_time`. Naive datetimes are taken as UTC, as they are stored.
+    """
+    value = local_time(value, tz)
+    return value.strftime("%Y-%m-%d %H:%M %Z") if value else "unknown time"
 
 
 def iso_time(value: datetime | None) -> str | None:
@@ -129,10 +140,10 @@ def _empty(digest: Digest) -> str:
     return f"No stories for {digest.day.isoformat()}."
 
 
-def _meta(story: StoryEntry) -> str:
+def _meta(story: StoryEntry, tz: str) -> str:
     return (
-        f"{_plural(story.source_count, 'source')} \u00b7 first seen {format_time(story.first_seen)}"
-        f" \u00b7 updated {format_time(story.last_updated)}"
+        f"{_plural(story.source_count, 'source')} \u00b7 first seen {format_time(story.first_seen, tz)}"
+        f" \u00b7 updated {format_time(story.last_updated, tz)}"
     )
 
 
@@ -156,7 +167,8 @@ def _render_text(digest: Digest) -> str:
     if not digest.stories:
         lines += ["", _empty(digest)]
         return "\n".join(lines) + "\n"
-    lines.append(f"Generated {format_time(digest.generated_at)} \u00b7 {_story_count(digest)}")
+    tz = digest.timezone
+    lines.append(f"Generated {format_time(digest.generated_at, tz)} \u00b7 {_story_count(digest)}")
     for number, story in enumerate(digest.stories, 1):
         headline = _headline(story)
         prefix = f"{number}. "
@@ -166,7 +178,7 @@ def _render_text(digest: Digest) -> str:
         url = safe_url(story.url)
         if url:
             lines.append(pad + url)
-        lines += _wrap(_meta(story), pad)
+        lines += _wrap(_meta(story, tz), pad)
         lead = clean_text(story.lead)
         if lead:
             lines.append("")
@@ -178,7 +190,7 @@ def _render_text(digest: Digest) -> str:
             title = _distinct_title(source, headline)
             if title:
                 entry += f": {title}"
-            entry += f" ({format_time(source.published)})"
+            entry += f" ({format_time(source.published, tz)})"
             lines += _wrap(entry, pad + "- ", pad + "  ")
             link = safe_url(source.url)
             if link:
@@ -217,13 +229,14 @@ def _render_markdown(digest: Digest) -> str:
     if not digest.stories:
         out += [_empty(digest)]
         return "\n".join(out) + "\n"
-    out += [f"*Generated {format_time(digest.generated_at)} \u00b7 {_story_count(digest)}*"]
+    tz = digest.timezone
+    out += [f"*Generated {format_time(digest.generated_at, tz)} \u00b7 {_story_count(digest)}*"]
     for number, story in enumerate(digest.stories, 1):
         headline = _headline(story)
         out += ["", f"## {number}. {_md_link(md_escape(headline), story.url)}", ""]
         out += [
-            f"**{_plural(story.source_count, 'source')}** \u00b7 first seen {format_time(story.first_seen)}"
-            f" \u00b7 updated {format_time(story.last_updated)}"
+            f"**{_plural(story.source_count, 'source')}** \u00b7 first seen {format_time(story.first_seen, tz)}"
+            f" \u00b7 updated {format_time(story.last_updated, tz)}"
         ]
         lead = md_escape(story.lead)
         if lead:
@@ -237,7 +250,7 @@ def _render_markdown(digest: Digest) -> str:
                 item = f"{outlet} \u2014 {_md_link(md_escape(title), source.url)}"
             else:
                 item = _md_link(outlet, source.url)
-            out.append(f"- {item} \u00b7 {format_time(source.published)}")
+            out.append(f"- {item} \u00b7 {format_time(source.published, tz)}")
             copies = list(_copies(source))
             if copies:
                 carried = ", ".join(_md_link(md_escape(_outlet(c)), c.url) for c in copies)
@@ -286,18 +299,20 @@ def _html_link(label_html: str, url: object, cls: str = "") -> str:
     return f'<a{cls_attr} href="{_e(href)}" rel="noopener noreferrer">{label_html}</a>'
 
 
-def _html_time(value: datetime | None) -> str:
-    iso = iso_time(value)
+def _html_time(value: datetime | None, tz: str) -> str:
+    iso = iso_time(value)  # the machine-readable attribute stays UTC; the text is in the digest's zone
     if iso is None:
         return "<time>unknown time</time>"
-    return f'<time datetime="{iso}">{_e(format_time(value))}</time>'
+    return f'<time datetime="{iso}">{_e(format_time(value, tz))}</time>'
 
 
 def _render_html(digest: Digest) -> str:
     title = _e(_title(digest))
+    tz = digest.timezone
     body: list[str] = [f"<header><h1>{title}</h1>"]
     if digest.stories:
-        body.append(f'<p class="meta">Generated {_html_time(digest.generated_at)} \u00b7 {_story_count(digest)}</p>')
+        generated = _html_time(digest.generated_at, tz)
+        body.append(f'<p class="meta">Generated {generated} \u00b7 {_story_count(digest)}</p>')
     body.append("</header>")
     if not digest.stories:
         body.append(f'<p class="empty">{_e(_empty(digest))}</p>')
@@ -307,7 +322,7 @@ def _render_html(digest: Digest) -> str:
         body.append(f"<h2>{_html_link(_e(headline), story.url)}</h2>")
         body.append(
             f'<p class="meta">{_e(_plural(story.source_count, "source"))} \u00b7 first seen '
-            f"{_html_time(story.first_seen)} \u00b7 updated {_html_time(story.last_updated)}</p>"
+            f"{_html_time(story.first_seen, tz)} \u00b7 updated {_html_time(story.last_updated, tz)}</p>"
         )
         lead = clean_text(story.lead)
         if lead:
@@ -321,7 +336,7 @@ def _render_html(digest: Digest) -> str:
                     item = f"{outlet} \u2014 {_html_link(_e(title_text), source.url)}"
                 else:
                     item = _html_link(outlet, source.url)
-                item += f" \u00b7 {_html_time(source.published)}"
+                item += f" \u00b7 {_html_time(source.published, tz)}"
                 copies = list(_copies(source))
                 if copies:
                     carried = ", ".join(_html_link(_e(_outlet(c)), c.url) for c in copies)

@@ -184,6 +184,27 @@ def test_json_round_trips():
 
 
 @pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_people_read_times_in_the_digest_zone(fmt):
+    digest = make_digest()
+    digest.timezone = "Europe/Berlin"
+    out = render_digest(digest, fmt)
+    assert "2026-11-24 06:10 CET" in out  # naive 05:10 is UTC
+    assert "2026-11-24 08:58 CET" in out  # 08:58+01:00
+    assert "2026-11-24 08:00 CET" in out  # generated at 07:00 UTC
+    assert " UTC" not in out
+    if fmt == "html":
+        assert 'datetime="2026-11-24T07:58:00Z"' in out  # the machine-readable attribute stays UTC
+
+
+def test_json_times_stay_utc_whatever_the_zone():
+    digest = make_digest()
+    digest.timezone = "Asia/Tokyo"
+    data = json.loads(render_digest(digest, "json"))
+    assert data["generated_at"] == "2026-11-24T07:00:00Z"
+    assert data["stories"][0]["first_seen"] == "2026-11-24T05:10:00Z"
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
 def test_empty_digest_message(fmt):
     out = render_digest(Digest(day=DAY, generated_at=datetime(2026, 11, 24, 7, 0)), fmt)
     assert "No stories for 2026-11-24." in out

@@ -132,3 +132,19 @@ def test_tracking_parameters_never_shown(reprint_first, tmp_path, capsys):
     for out in outputs:
         assert "wire.example/harbour-wall?id=7" in out, out[:300]
         assert "utm_" not in out and "fbclid" not in out
+
+
+def test_cli_shows_times_in_the_configured_zone(reprint_first, tmp_path, capsys):
+    database, ids = reprint_first
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  timezone: Asia/Tokyo\nfeeds: []\n")
+    common = ["--config", str(config), "--database", database]
+    assert main([*common, "stories"]) == 0
+    assert "2026-11-24 18:30 JST" in capsys.readouterr().out  # last updated 09:30 UTC
+    assert main([*common, "story", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "first seen 2026-11-24 17:00 JST" in out and "2026-11-24 18:00 JST" in out and " UTC" not in out
+    assert main([*common, "digest", "--date", "2026-11-24"]) == 0
+    assert "17:00 JST" in capsys.readouterr().out
+    assert main([*common, "stories", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["last_updated"] == "2026-11-24T09:30:00Z"
