@@ -12,8 +12,10 @@ run: $(STAMP)
 poll: $(STAMP)
 	$(BIN)/aggregator poll
 
+# The demo's news, stamped as the hours before it runs, into a fresh demo.db that is kept for reading.
 demo: $(STAMP)
-	$(BIN)/aggregator demo
+	rm -f demo.db demo.db-wal demo.db-shm
+	$(BIN)/aggregator --database sqlite:///demo.db demo
 
 test: $(STAMP)
 	$(BIN)/ruff check aggregator tests scripts

@@ -173,7 +173,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     _setup_logging(args, None) if getattr(args, "log_level", None) else logging.basicConfig(level="WARNING")
-    sys.stdout.write(run_demo(database=getattr(args, "database", None), fmt=args.format))
+    config = _config(args, required=False)  # only for the time zone the digest is shown in
+    sys.stdout.write(run_demo(database=getattr(args, "database", None), fmt=args.format,
+                              tz=config.settings.timezone if config else "UTC"))
     return 0
 
 

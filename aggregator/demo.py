@@ -4,9 +4,10 @@
 polling round at a time, so the whole pipeline (fetch, extract, fold duplicates, cluster stories) can be
 watched working on realistic input without touching the internet.
 
-The corpus (``demo_corpus/corpus.json``) has six fictional outlets publishing in three rounds on
-2026-11-24: a wire service, two newspapers reprinting its copy, a broadcaster, a regional paper and a
+The corpus (``demo_corpus/corpus.json``) has six fictional outlets publishing in three rounds over 18 hours
+of 2026-11-24: a wire service, two newspapers reprinting its copy, a broadcaster, a regional paper and a
 tech/business site. Every article carries its true ``story`` label so tests can check the clustering.
+:func:`run_demo` moves it in time (:func:`stamped`) so it reads as the news of the hours before it runs.
 """
 
 from __future__ import annotations
@@ -15,22 +16,27 @@ import html
 import json
 import re
 import tempfile
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
+from zoneinfo import ZoneInfo
 
 import yaml
+from sqlmodel import Session
 
 from .config import parse_config
-from .digest import render_digest
+from .digest import format_time, render_digest
 from .localsite import LocalSite
+from .models import Meta
 from .pipeline import poll_once
-from .query import build_digest
-from .store import open_database
+from .query import Digest, list_stories
+from .store import open_database, session_scope
 
 CORPUS_PATH = Path(__file__).parent / "demo_corpus" / "corpus.json"
+STAMP_KEY = "demo_stamped_at"  # in the Meta table: when the demo was polled into this database
+STAMP_MARGIN = timedelta(minutes=5)  # the newest article was published this long before the demo ran
 
 FORMATS = ("rss", "atom", "json")
 _FEED_FILES = {"rss": "feed.xml", "atom": "feed.atom", "json": "feed.json"}
@@ -484,26 +490,73 @@ def serve_round(site: LocalSite, corpus: DemoCorpus, round: int) -> None:
         site.put(path, body, content_type)
 
 
-def run_demo(database: str | None = None, fmt: str = "text", corpus: DemoCorpus | None = None) -> str:
-    """Poll the demo outlets over their rounds through the real pipeline; returns the progress and digest."""
+def stamped(corpus: DemoCorpus, now: datetime) -> DemoCorpus:
+    """The corpus moved in time so that its newest article was published a few minutes before ``now``.
+
+    The gaps between articles (which clustering reads) are kept; only the date changes, so the demo's stories
+    are recent news whenever it runs and ``aggregator digest`` and ``stories`` show them afterwards.
+    """
+    newest = max(a.published for a in corpus.articles)
+    target = (now.astimezone(UTC) - STAMP_MARGIN).replace(second=0, microsecond=0)
+    shift = target - newest
+    articles = [replace(a, published=a.published + shift) for a in corpus.articles]
+    return DemoCorpus(outlets=corpus.outlets, articles=articles, rounds=corpus.rounds)
+
+
+def _stamped_at(engine) -> datetime | None:
+    with Session(engine) as session:
+        row = session.get(Meta, STAMP_KEY)
+    return datetime.fromisoformat(row.value) if row else None
+
+
+def run_demo(
+    database: str | None = None,
+    fmt: str = "text",
+    corpus: DemoCorpus | None = None,
+    now: datetime | None = None,
+    tz: str = "UTC",
+) -> str:
+    """Poll the demo outlets over their rounds through the real pipeline; returns the progress and digest.
+
+    Without ``database`` the data goes to a temporary database that is thrown away. A kept database that
+    already holds the demo is not polled again (the demo's made-up outlets would be stored twice, under the
+    new port of the local server): its stories are shown as they are.
+    """
     corpus = corpus or load_corpus()
+    now = now or datetime.now(UTC)
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp, LocalSite() as site:
         config = parse_config(demo_feeds_yaml(corpus, site.base_url), "demo feeds")
         engine = open_database(database or f"sqlite:///{tmp}/demo.db")
         try:
-            for round_number in range(1, corpus.rounds + 1):
-                serve_round(site, corpus, round_number)
-                results = poll_once(engine, config)
-                new = sum(r.new_entries for r in results)
-                failed = [f"{r.feed}: {r.error}" for r in results if r.status == "error"]
-                lines.append(f"round {round_number}: polled {len(results)} feeds, {new} new articles"
-                             + (f", failures: {'; '.join(failed)}" if failed else ""))
-            day = max(a.published for a in corpus.articles).date()
-            digest = build_digest(engine, day)
+            before = _stamped_at(engine)
+            if before is None:
+                with session_scope(engine) as session:
+                    session.merge(Meta(key=STAMP_KEY, value=now.astimezone(UTC).isoformat()))
+                corpus = stamped(corpus, now)
+                for round_number in range(1, corpus.rounds + 1):
+                    serve_round(site, corpus, round_number)
+                    results = poll_once(engine, config)
+                    new = sum(r.new_entries for r in results)
+                    failed = [f"{r.feed}: {r.error}" for r in results if r.status == "error"]
+                    lines.append(f"round {round_number}: polled {len(results)} feeds, {new} new articles"
+                                 + (f", failures: {'; '.join(failed)}" if failed else ""))
+            else:
+                now = before
+                corpus = stamped(corpus, now)
+                lines.append(f"this database already holds the demo, polled {format_time(now, tz)}; "
+                             "shown as it is, not polled again")
+            since = min(a.published for a in corpus.articles)
+            stories = list_stories(engine, since=since, limit=None)
         finally:
             engine.dispose()
-    rendered = render_digest(digest, fmt)
+    # every story of the corpus, though its 18 hours may begin the day before
+    day = now.astimezone(ZoneInfo(tz)).date()
+    rendered = render_digest(Digest(day=day, generated_at=now, stories=stories, timezone=tz), fmt)
     if fmt != "text":
         return rendered
-    return "\n".join(lines) + "\n\n" + rendered
+    if database:
+        hint = f"Kept in {database}; read it with:\n  aggregator --database {database} stories  (or digest, story ID)"
+    else:
+        hint = "The demo's database was temporary; `aggregator --database sqlite:///demo.db demo` keeps it."
+    return "\n".join(lines) + "\n\n" + rendered + "\n" + hint + "\n"
