@@ -209,10 +209,10 @@ METADATA_ADDRESSES = frozenset(
     )
 )
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def allowed_address_check(networks: Iterable[str | Network]) -> AddressCheck:
+def allowed_address_check(networks: Iterable[str | IPNetwork]) -> AddressCheck:
     """The address check for ``Settings.allowed_networks``: public addresses, plus those in ``networks``.
 
     A cloud metadata address (:data:`METADATA_ADDRESSES`) passes only when ``networks`` names it exactly
@@ -255,8 +255,9 @@ def _parse_address(text: str) -> IPAddress | None:
 def _refusal(address: IPAddress) -> str:
     embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else ()
     shown = f"{address} ({', '.join(map(str, embedded))})" if embedded else str(address)
-    kind = "cloud metadata" if METADATA_ADDRESSES.intersection((address, *embedded)) else "private"
-    return f"refused to connect to {kind} address {shown} (not in allowed_networks)"
+    if METADATA_ADDRESSES.intersection((address, *embedded)):
+        return f"refused to connect to cloud metadata address {shown} (not listed exactly in allowed_networks)"
+    return f"refused to connect to private address {shown} (not in allowed_networks)"
 
 
 # The (host, port) the request being sent names; GuardedBackend connects nowhere else. A context
