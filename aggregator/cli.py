@@ -113,7 +113,10 @@ def _config(args: argparse.Namespace, required: bool) -> Config | None:
     path = getattr(args, "config", None)
     if path is None and not required and not Path(DEFAULT_CONFIG_PATH).exists():
         return None
-    return load_config(path or DEFAULT_CONFIG_PATH)
+    config = load_config(path or DEFAULT_CONFIG_PATH)
+    for warning in config.warnings:
+        print(f"aggregator: warning: {warning}", file=sys.stderr)
+    return config
 
 
 def _aggregator(args: argparse.Namespace, config_required: bool = False):

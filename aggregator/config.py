@@ -5,13 +5,15 @@ A bad file raises :class:`ConfigError` naming the key and the line, so the CLI c
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_PATH = Path("feeds.yaml")
 DEFAULT_DATABASE_URL = "sqlite:///aggregator.db"
@@ -21,6 +23,10 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class ConfigError(Exception):
     """The config file is missing, not YAML, or does not validate."""
+
+
+class DeprecatedSetting(DeprecationWarning):
+    """A setting that still works but has been replaced; its message starts with the setting's key."""
 
 
 def parse_duration(value: Any, default_unit: str = "m") -> float:
@@ -33,6 +39,27 @@ def parse_duration(value: Any, default_unit: str = "m") -> float:
     if not match:
         raise ValueError(f"expected a duration such as 15m, 2h or 3d, got {value!r}")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or default_unit]
+
+
+def _network(value: Any) -> str:
+    """One ``allowed_networks`` entry, an address or a CIDR network, in its canonical form (``10.0.0.0/8``)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected an address or CIDR network such as 192.168.1.0/24, got {value!r}")
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"expected an address or CIDR network such as 192.168.1.0/24, got {value!r}") from None
+
+
+Network = Annotated[str, BeforeValidator(_network)]
+
+# What the deprecated ``allow_private_networks: true`` stands for: every private network (cloud metadata
+# addresses stay refused all the same, as they are unless listed one by one).
+_EVERY_NETWORK = ["0.0.0.0/0", "::/0"]
+ALLOW_PRIVATE_DEPRECATED = (
+    "allow_private_networks is deprecated: it opens every private network to every feed; "
+    "list the networks feeds may reach in allowed_networks instead, e.g. allowed_networks: [127.0.0.1/32]"
+)
 
 
 class FeedConfig(BaseModel):
@@ -82,9 +109,36 @@ class Settings(BaseModel):
     per_host_limit: int = 2
     max_entries_per_feed: int = 500
     extract_timeout: float = 10.0  # seconds trafilatura may spend on one page before the feed's text is used
-    allow_private_networks: bool = False
+    # Private networks feeds may reach (addresses or CIDR); public addresses are always allowed.
+    allowed_networks: list[Network] = Field(default_factory=list)
     story_window: float = 3 * 86400
     preferred_sources: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_allow_private(cls, data: Any) -> Any:
+        """Read ``allow_private_networks`` as ``allowed_networks`` covering every private network, with a warning."""
+        if not isinstance(data, dict) or "allow_private_networks" not in data:
+            return data
+        data = dict(data)
+        allow = data.pop("allow_private_networks")
+        if not isinstance(allow, bool):
+            raise ValueError("allow_private_networks: deprecated; list networks in allowed_networks instead")
+        if allow and data.get("allowed_networks"):
+            raise ValueError("allow_private_networks: replaced by allowed_networks; remove it")
+        warnings.warn(ALLOW_PRIVATE_DEPRECATED, DeprecatedSetting, stacklevel=2)
+        if allow:
+            data["allowed_networks"] = list(_EVERY_NETWORK)
+        return data
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _network_list(cls, value: Any) -> Any:
+        if value is None:  # "allowed_networks:" with nothing after it
+            return []
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"expected a list such as [127.0.0.1/32, 192.168.1.0/24], got {value!r}")
+        return value
 
     @field_validator("poll_interval", "story_window", mode="before")
     @classmethod
@@ -126,6 +180,7 @@ class Config:
     settings: Settings
     feeds: list[FeedConfig]
     path: Path | None = None
+    warnings: list[str] = field(default_factory=list)  # "file:line: message" for deprecated settings
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -178,14 +233,29 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise ConfigError(f"{source}:1: expected a mapping with 'settings' and 'feeds'")
     lines = _line_index(node) if node is not None else {}
     try:
-        parsed = _File.model_validate(data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DeprecatedSetting)
+            parsed = _File.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, lines, source)) from None
+    notes = []
+    for caught_warning in caught:
+        if issubclass(caught_warning.category, DeprecatedSetting):
+            notes.append(_deprecation(str(caught_warning.message), lines, source))
+        else:
+            warnings.warn(caught_warning.message, caught_warning.category, stacklevel=2)
     names = [f.name for f in parsed.feeds]
     for i, name in enumerate(names):
         if name in names[:i]:
             raise ConfigError(f"{source}:{lines.get(('feeds', i), '?')}: feeds.{i}.name: duplicate feed name {name!r}")
-    return Config(settings=parsed.settings, feeds=parsed.feeds)
+    return Config(settings=parsed.settings, feeds=parsed.feeds, warnings=notes)
+
+
+def _deprecation(message: str, lines: dict[tuple, int], source: str) -> str:
+    """``file:line: settings.KEY is deprecated ...`` for a deprecated setting."""
+    key = message.split(" ", 1)[0]
+    line = lines.get(("settings", key))
+    return f"{source}:{line}: settings.{message}" if line else f"{source}: settings.{message}"
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:

@@ -461,11 +461,11 @@ def render_site(corpus: DemoCorpus, base_url: str, round: int) -> dict[str, tupl
 def demo_feeds_yaml(corpus: DemoCorpus, base_url: str) -> str:
     """A ``feeds.yaml`` for the demo: one feed per outlet, polled every 15 minutes.
 
-    ``allow_private_networks`` is switched on because the demo server listens on 127.0.0.1.
+    ``allowed_networks`` lets in 127.0.0.1 alone, where the demo server listens.
     """
     base = base_url.rstrip("/")
     document = {
-        "settings": {"allow_private_networks": True},
+        "settings": {"allowed_networks": ["127.0.0.1/32"]},
         "feeds": [
             {
                 "name": outlet.name,

@@ -9,8 +9,9 @@ treated as hostile:
 * Egress: only http and https, and every TCP connection, for the first request and for every
   redirect hop, goes through :class:`GuardedBackend`. It resolves the host itself and connects to the
   vetted IP literal, so the address checked is the address used (no DNS-rebinding gap). Loopback,
-  private, link-local, CGNAT, multicast, reserved and similar addresses are refused unless
-  ``Settings.allow_private_networks`` is set. Proxies from the environment are ignored.
+  private, link-local, CGNAT, multicast, reserved and similar addresses are refused unless they lie in
+  one of ``Settings.allowed_networks``; cloud metadata addresses are refused unless listed there one by
+  one. Proxies from the environment are ignored.
 * Redirects: at most :data:`MAX_REDIRECTS`, each hop re-vetted.
 * Deadlines: connect and read timeouts, plus one budget of ``Settings.timeout`` seconds for the whole
   fetch (all hops and the body read), so a server trickling one byte a second is cut off.
@@ -189,8 +190,48 @@ def is_public_address(address: IPAddress) -> bool:
     return not any(address in net for net in _NON_PUBLIC_V4)
 
 
-def _allow_any_address(address: IPAddress) -> bool:
-    return True
+# Cloud metadata and credential endpoints: reaching one from a server hands out the machine's secrets.
+# Refused even inside an allowed network (169.254.0.0/16 for a link-local device, say); only an entry
+# naming the very address opens one.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, Oracle, DigitalOcean, Hetzner and others
+        "169.254.170.2",  # AWS ECS task metadata and credentials
+        "169.254.170.23",  # AWS EKS Pod Identity agent
+        "169.254.0.23",  # Tencent Cloud
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud (legacy)
+        "168.63.129.16",  # Azure WireServer: a public address, reachable only from inside Azure
+        "fd00:ec2::254",  # AWS instance metadata over IPv6
+        "fd00:ec2::23",  # AWS EKS Pod Identity agent over IPv6
+        "fd20:ce::254",  # GCP metadata over IPv6
+    )
+)
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def allowed_address_check(networks: Iterable[str | IPNetwork]) -> AddressCheck:
+    """The address check for ``Settings.allowed_networks``: public addresses, plus those in ``networks``.
+
+    A cloud metadata address (:data:`METADATA_ADDRESSES`) passes only when ``networks`` names it exactly
+    (``169.254.169.254`` or ``169.254.169.254/32``), never through a range that contains it. IPv6 forms
+    that embed IPv4 addresses (mapped, NAT64, 6to4, Teredo) are judged by those addresses.
+    """
+    allowed = tuple(ipaddress.ip_network(net, strict=False) for net in networks)
+    named = frozenset(net.network_address for net in allowed if net.num_addresses == 1)
+
+    def address_allowed(address: IPAddress) -> bool:
+        if isinstance(address, ipaddress.IPv6Address):
+            embedded = _embedded_ipv4(address)
+            if embedded:
+                return all(address_allowed(inner) for inner in embedded)
+        if address in METADATA_ADDRESSES:
+            return address in named
+        return is_public_address(address) or any(address in net for net in allowed)
+
+    return address_allowed
 
 
 async def resolve_host(host: str, port: int) -> list[str]:
@@ -214,7 +255,9 @@ def _parse_address(text: str) -> IPAddress | None:
 def _refusal(address: IPAddress) -> str:
     embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else ()
     shown = f"{address} ({', '.join(map(str, embedded))})" if embedded else str(address)
-    return f"refused to connect to private address {shown}"
+    if METADATA_ADDRESSES.intersection((address, *embedded)):
+        return f"refused to connect to cloud metadata address {shown} (not listed exactly in allowed_networks)"
+    return f"refused to connect to private address {shown} (not in allowed_networks)"
 
 
 # The (host, port) the request being sent names; GuardedBackend connects nowhere else. A context
@@ -589,8 +632,8 @@ class _Budget:
 class Fetcher:
     """Async HTTP client with the project's limits. Use it within one event loop and close it.
 
-    ``address_allowed`` decides which IP addresses may be connected to; by default only public ones
-    (:func:`is_public_address`), or any when ``settings.allow_private_networks`` is set. A custom
+    ``address_allowed`` decides which IP addresses may be connected to; by default public ones and those in
+    ``settings.allowed_networks`` (:func:`allowed_address_check`). A custom
     ``transport`` (tests) replaces the guarded one, so then only IP literals in URLs are vetted.
     """
 
@@ -603,7 +646,7 @@ class Fetcher:
     ) -> None:
         self.settings = settings
         if address_allowed is None:
-            address_allowed = _allow_any_address if settings.allow_private_networks else is_public_address
+            address_allowed = allowed_address_check(settings.allowed_networks)
         self.address_allowed = address_allowed
         if transport is None:
             transport = _GuardedTransport(GuardedBackend(address_allowed))

@@ -25,6 +25,25 @@ def test_bad_config_names_key_and_line_and_exits_2(tmp_path, capsys):
     assert "feeds.0.intervall" in err and ":6:" in err
 
 
+def test_deprecated_setting_warns_on_stderr_with_its_line(tmp_path, capsys):
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  allow_private_networks: true\nfeeds: []\n")
+    assert main(["--config", str(config), "--database", f"sqlite:///{tmp_path}/w.db", "poll"]) == 0
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"aggregator: warning: {config}:2: settings.allow_private_networks is deprecated")
+    assert "allowed_networks" in line
+
+
+def test_bad_allowed_network_names_key_and_line_and_exits_2(tmp_path, capsys):
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  allowed_networks:\n    - 192.168.1.0/24\n    - 192.168.1.300\nfeeds: []\n")
+    assert main(["--config", str(config), "poll"]) == 2
+    assert capsys.readouterr().err == (
+        f"aggregator: config error: {config}:4: settings.allowed_networks.1: expected an address or CIDR network "
+        "such as 192.168.1.0/24, got '192.168.1.300'\n"
+    )
+
+
 def test_missing_config_exits_2(tmp_path, capsys):
     assert main(["--config", str(tmp_path / "nope.yaml"), "poll"]) == 2
     assert "no such config file" in capsys.readouterr().err

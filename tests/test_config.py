@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import ConfigError, load_config, parse_config
+from aggregator.config import ConfigError, Settings, load_config, parse_config
 
 SHIPPED = Path(__file__).resolve().parent.parent / "feeds.yaml"
 
@@ -121,3 +121,51 @@ def test_empty_file_gives_defaults():
     config = parse_config("# nothing yet\n")
     assert config.feeds == []
     assert config.settings.poll_interval == 15 * 60
+
+
+def test_allowed_networks_are_read_in_canonical_form():
+    text = "settings:\n  allowed_networks: [127.0.0.1/32, 192.168.1.20, 10.1.2.3/8, 'FD00::1/64']\n"
+    config = parse_config(text)
+    assert config.settings.allowed_networks == ["127.0.0.1/32", "192.168.1.20/32", "10.0.0.0/8", "fd00::/64"]
+    assert config.warnings == []
+    assert parse_config("").settings.allowed_networks == []
+    assert parse_config("settings:\n  allowed_networks:\n").settings.allowed_networks == []
+
+
+@pytest.mark.parametrize("entry", ["localhost", "10.0.0.0/33", "300.1.2.3", "''", "12", "[10.0.0.1]"])
+def test_bad_allowed_network_names_key_and_line(entry):
+    text = f"settings:\n  allowed_networks:\n    - 127.0.0.1/32\n    - {entry}\nfeeds: []\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "feeds.yaml")
+    assert str(info.value).startswith("feeds.yaml:4: settings.allowed_networks.1: expected an address or CIDR network")
+
+
+def test_allowed_networks_must_be_a_list():
+    with pytest.raises(ConfigError, match=r"^cfg:2: settings\.allowed_networks: expected a list such as \["):
+        parse_config("settings:\n  allowed_networks: 127.0.0.1/32\n", "cfg")
+
+
+def test_allow_private_networks_is_a_deprecated_alias_with_a_warning():
+    config = parse_config("settings:\n  log_level: INFO\n  allow_private_networks: true\n", "feeds.yaml")
+    assert config.settings.allowed_networks == ["0.0.0.0/0", "::/0"]
+    [warning] = config.warnings
+    assert warning.startswith("feeds.yaml:3: settings.allow_private_networks is deprecated")
+    assert "allowed_networks" in warning
+
+
+def test_allow_private_networks_false_warns_and_changes_nothing():
+    config = parse_config("settings:\n  allow_private_networks: false\n", "feeds.yaml")
+    assert config.settings.allowed_networks == []
+    assert [w.split(":", 2)[:2] for w in config.warnings] == [["feeds.yaml", "2"]]
+
+
+def test_allow_private_networks_in_python_warns():
+    with pytest.warns(DeprecationWarning, match="allowed_networks"):
+        settings = Settings(allow_private_networks=True)
+    assert settings.allowed_networks == ["0.0.0.0/0", "::/0"]
+
+
+def test_allow_private_networks_with_allowed_networks_refused():
+    text = "settings:\n  allow_private_networks: true\n  allowed_networks: [127.0.0.1/32]\n"
+    with pytest.raises(ConfigError, match=r"^cfg:1: settings: .*replaced by allowed_networks"):
+        parse_config(text, "cfg")

@@ -49,7 +49,7 @@ def _big_feed(n: int, seed: int = 7) -> bytes:
 def _config(tmp_path, site, n=400):
     site.put("/big.xml", _big_feed(n), "application/rss+xml")
     path = tmp_path / "feeds.yaml"
-    path.write_text("settings:\n  allow_private_networks: true\nfeeds:\n  - name: Big\n"
+    path.write_text("settings:\n  allowed_networks: [127.0.0.1/32]\nfeeds:\n  - name: Big\n"
                     f"    url: {site.url('/big.xml')}\n    full_text: false\n")
     return path
 

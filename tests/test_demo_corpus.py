@@ -314,7 +314,7 @@ def test_trafilatura_extracts_the_article_only(corpus: DemoCorpus, sites) -> Non
 
 def test_demo_feeds_yaml_is_a_valid_config(corpus: DemoCorpus) -> None:
     config = parse_config(demo_feeds_yaml(corpus, BASE + "/"), "demo-feeds.yaml")
-    assert config.settings.allow_private_networks is True
+    assert config.settings.allowed_networks == ["127.0.0.1/32"]
     assert [f.name for f in config.feeds] == [o.name for o in corpus.outlets]
     for feed, outlet in zip(config.feeds, corpus.outlets, strict=True):
         assert feed.url == BASE + feed_path(outlet)

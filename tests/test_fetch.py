@@ -16,7 +16,7 @@ from aggregator.config import Settings
 from aggregator.fetch import Fetcher, FetchError, FetchResult, decode_html
 from aggregator.localsite import LocalSite, respond
 
-SETTINGS = Settings(timeout=2, allow_private_networks=True)
+SETTINGS = Settings(timeout=2, allowed_networks=["127.0.0.1/32"])
 
 
 def fetch(url: str, settings: Settings = SETTINGS, **kwargs: object) -> FetchResult:
@@ -141,7 +141,7 @@ def test_body_over_max_bytes_fails(site: LocalSite) -> None:
     assert len(fetch(site.url("/big"), max_bytes=10_000).content) == 10_000
     error = fetch_error(site.url("/big"), max_bytes=9_999)
     assert "larger than 9999 bytes" in str(error)
-    settings = Settings(timeout=2, max_response_bytes=5_000, allow_private_networks=True)
+    settings = Settings(timeout=2, max_response_bytes=5_000, allowed_networks=["127.0.0.1/32"])
     fetch_error(site.url("/big"), settings)
 
 
@@ -201,7 +201,7 @@ def test_redirect_to_non_http_url_refused(site: LocalSite) -> None:
 
 def test_user_agent_sent(site: LocalSite) -> None:
     site.put("/ua", "ok")
-    fetch(site.url("/ua"), Settings(timeout=2, user_agent="test-agent/1.0", allow_private_networks=True))
+    fetch(site.url("/ua"), Settings(timeout=2, user_agent="test-agent/1.0", allowed_networks=["127.0.0.1/32"]))
     assert site.requests[-1][1]["User-Agent"] == "test-agent/1.0"
 
 
@@ -229,7 +229,7 @@ def test_per_host_limit_respected(site: LocalSite) -> None:
         respond(200, body=b"ok")(request)
 
     site.route("/counted", counted)
-    settings = Settings(timeout=2, per_host_limit=2, max_concurrency=8, allow_private_networks=True)
+    settings = Settings(timeout=2, per_host_limit=2, max_concurrency=8, allowed_networks=["127.0.0.1/32"])
 
     async def run() -> tuple[list[FetchResult], int]:
         async with Fetcher(settings) as fetcher:

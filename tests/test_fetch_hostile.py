@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ipaddress
+import logging
 import socket
 import struct
 import threading
@@ -23,30 +24,37 @@ from typing import Any
 import httpcore
 import httpx
 import pytest
+from sqlmodel import Session, select
 
 import aggregator.fetch as fetch_module
-from aggregator.config import Settings
+from aggregator.config import Settings, parse_config
 from aggregator.fetch import (
     ACCEPT_ENCODING,
     MAX_RETRY_AFTER,
+    METADATA_ADDRESSES,
     EgressRefused,
     Fetcher,
     FetchError,
     FetchResult,
     GuardedBackend,
+    allowed_address_check,
     is_public_address,
     resolve_host,
 )
 from aggregator.localsite import LocalSite, respond
+from aggregator.models import Article
+from aggregator.pipeline import poll_once
+from aggregator.store import open_database
 
 CAP = 1024 * 1024
 BOMB_SIZE = 100 * 1024 * 1024
-STRICT = Settings(timeout=2)  # allow_private_networks defaults to False
-LOOSE = Settings(timeout=2, allow_private_networks=True)
-QUICK = Settings(timeout=1.5, allow_private_networks=True)
-QUICKER = Settings(timeout=0.8, allow_private_networks=True)
-CAPPED = Settings(timeout=5, allow_private_networks=True, max_response_bytes=CAP)
+STRICT = Settings(timeout=2)  # allowed_networks defaults to none
+LOOSE = Settings(timeout=2, allowed_networks=["127.0.0.1/32"])
+QUICK = Settings(timeout=1.5, allowed_networks=["127.0.0.1/32"])
+QUICKER = Settings(timeout=0.8, allowed_networks=["127.0.0.1/32"])
+CAPPED = Settings(timeout=5, allowed_networks=["127.0.0.1/32"], max_response_bytes=CAP)
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
+METADATA_ADDRESSES_TEXT = {str(address) for address in METADATA_ADDRESSES}
 WATCHDOG = 10  # seconds: with a deadline broken on purpose, a test fails instead of hanging
 
 AddressCheck = Callable[[Any], bool]
@@ -104,7 +112,8 @@ def measured_error(url: str, settings: Settings) -> tuple[FetchError, float, int
 
 
 def assert_refused(error: FetchError, address: str | None = None) -> None:
-    assert error.reason.startswith("refused to connect to private address ")
+    assert error.reason.startswith(("refused to connect to private address ", "refused to connect to cloud metadata "))
+    assert error.reason.endswith(("(not in allowed_networks)", "(not listed exactly in allowed_networks)"))
     if address is not None:
         assert str(ipaddress.ip_address(address)) in error.reason
     assert error.permanent is False and error.status is None
@@ -285,7 +294,8 @@ def test_local_site_refused_by_default_without_reaching_it(site: LocalSite, netw
     site.put("/feed.xml", "<rss/>")
     error = fetch_error(site.url("/feed.xml"), STRICT)
     assert_refused(error, "127.0.0.1")
-    assert str(error) == f"fetch: refused to connect to private address 127.0.0.1: {site.url('/feed.xml')}"
+    url = site.url("/feed.xml")
+    assert str(error) == f"fetch: refused to connect to private address 127.0.0.1 (not in allowed_networks): {url}"
     assert site.hits == {} and site.connections == 0 and network == []
 
 
@@ -529,6 +539,181 @@ def test_backend_connects_only_to_the_urls_host_and_port(site: LocalSite, networ
 
     asyncio.run(run())
     assert network == [] and site.connections == 0
+
+
+# --- Egress: allowed_networks ----------------------------------------------------------------------
+
+# (metadata address, a broad range containing it): the range alone never opens the address
+METADATA_IN_RANGES = [
+    ("169.254.169.254", "169.254.0.0/16"),
+    ("169.254.170.2", "169.254.0.0/16"),
+    ("169.254.170.23", "169.254.170.0/24"),
+    ("169.254.0.23", "169.254.0.0/16"),
+    ("100.100.100.200", "100.64.0.0/10"),
+    ("192.0.0.192", "192.0.0.0/24"),
+    ("168.63.129.16", "168.63.0.0/16"),
+    ("fd00:ec2::254", "fd00::/8"),
+    ("fd00:ec2::23", "fc00::/7"),
+    ("fd20:ce::254", "fd20::/16"),
+]
+# IPv6 forms that reach 169.254.169.254, judged by the IPv4 address they embed
+METADATA_DISGUISED = ["::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::a9fe:a9fe"]
+
+
+def allowed_by(networks: list[str], address: str) -> bool:
+    settings = Settings(allowed_networks=networks)
+    return allowed_address_check(settings.allowed_networks)(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("127.0.0.1", True),
+        ("::ffff:127.0.0.1", True),  # the same host, judged by its IPv4 address
+        ("127.0.0.2", False),
+        ("10.0.0.1", False),
+        ("192.168.1.20", False),
+        ("169.254.169.254", False),
+        ("::1", False),
+        ("fd12:3456::1", False),
+        ("93.184.216.34", True),  # public addresses stay allowed
+        ("2606:2800:220:1::", True),
+    ],
+)
+def test_allowed_network_admits_its_addresses_only(address: str, allowed: bool) -> None:
+    assert allowed_by(["127.0.0.1/32"], address) is allowed
+
+
+def test_bare_address_and_ranges_admit_what_they_cover() -> None:
+    networks = ["192.168.1.20", "10.8.0.0/16", "fd00:1234::/32"]
+    assert allowed_by(networks, "192.168.1.20") and not allowed_by(networks, "192.168.1.21")
+    assert allowed_by(networks, "10.8.200.1") and not allowed_by(networks, "10.9.0.1")
+    assert allowed_by(networks, "fd00:1234::99") and not allowed_by(networks, "fd00:1235::1")
+    assert not allowed_by(networks, "127.0.0.1")
+
+
+@pytest.mark.parametrize("address", PRIVATE_ADDRESSES + PUBLIC_ADDRESSES)
+def test_no_allowed_networks_means_public_only(address: str) -> None:
+    assert allowed_by([], address) is is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(("address", "network"), METADATA_IN_RANGES)
+def test_metadata_address_refused_inside_an_allowed_range(address: str, network: str) -> None:
+    assert address in METADATA_ADDRESSES_TEXT
+    assert not allowed_by([network], address)
+    assert not allowed_by(["0.0.0.0/0", "::/0"], address)  # not even when every network is allowed
+    assert allowed_by([network], str(next(ipaddress.ip_network(network).hosts())))  # its neighbours are
+
+
+@pytest.mark.parametrize(("address", "network"), METADATA_IN_RANGES)
+def test_metadata_address_allowed_when_listed_exactly(address: str, network: str) -> None:
+    prefix = 32 if ipaddress.ip_address(address).version == 4 else 128
+    assert allowed_by([address], address)
+    assert allowed_by([network, f"{address}/{prefix}"], address)
+
+
+@pytest.mark.parametrize("address", METADATA_DISGUISED)
+def test_metadata_address_in_ipv6_form_refused_unless_listed(address: str) -> None:
+    assert not allowed_by(["169.254.0.0/16"], address)
+    assert not allowed_by(["0.0.0.0/0", "::/0"], address)
+    assert allowed_by(["169.254.169.254"], address)
+
+
+def test_every_metadata_address_is_tested() -> None:
+    assert {address for address, _ in METADATA_IN_RANGES} == METADATA_ADDRESSES_TEXT
+
+
+def test_public_metadata_address_refused_by_default(network: list) -> None:
+    error = fetch_error("http://168.63.129.16/machine?comp=goalstate", STRICT)
+    assert error.reason == (
+        "refused to connect to cloud metadata address 168.63.129.16 (not listed exactly in allowed_networks)"
+    )
+    assert network == []
+
+
+@pytest.mark.parametrize("location", ["http://127.0.0.2:{port}/", "http://[::1]:{port}/", "http://10.0.0.1/"])
+def test_allowed_feed_redirecting_outside_the_allowed_networks_refused(
+    site: LocalSite, network: list, location: str
+) -> None:
+    """The feed's own host is allowed; a hop elsewhere is vetted again and refused before connecting."""
+    port = int(site.base_url.rsplit(":", 1)[1])
+    redirect(site, "/hop", location.format(port=port))
+    error = fetch_error(site.url("/hop"), LOOSE)
+    assert_refused(error)
+    assert site.hits == {"/hop": 1}
+    assert {host for host, _ in network} == {"127.0.0.1"}
+
+
+def test_allowed_feed_redirecting_to_a_name_outside_the_allowed_networks_refused(
+    site: LocalSite, resolver: dict, network: list
+) -> None:
+    resolver["nas.example"] = ["192.168.1.20"]
+    redirect(site, "/hop", "http://nas.example/admin")
+    assert_refused(fetch_error(site.url("/hop"), LOOSE), "192.168.1.20")
+    assert {host for host, _ in network} == {"127.0.0.1"}
+
+
+def test_allowed_feed_redirecting_to_another_allowed_network_is_followed(
+    site: LocalSite, resolver: dict, network: list
+) -> None:
+    """Both hosts listed: the hop passes vetting and is dialled (the test network then refuses it)."""
+    resolver["nas.example"] = ["192.168.1.20"]
+    redirect(site, "/hop", "http://nas.example/feed.xml")
+    settings = Settings(timeout=2, allowed_networks=["127.0.0.1/32", "192.168.1.20"])
+    error = fetch_error(site.url("/hop"), settings)
+    assert "cannot connect" in error.reason
+    assert [host for host, _ in network] == ["127.0.0.1", "192.168.1.20"]
+
+
+def test_redirect_to_metadata_refused_inside_an_allowed_link_local_range(site: LocalSite, network: list) -> None:
+    redirect(site, "/hop", "http://169.254.169.254/latest/meta-data/")
+    settings = Settings(timeout=2, allowed_networks=["127.0.0.1/32", "169.254.0.0/16"])
+    error = fetch_error(site.url("/hop"), settings)
+    assert error.reason.startswith("refused to connect to cloud metadata address 169.254.169.254")
+    assert {host for host, _ in network} == {"127.0.0.1"}
+
+
+def test_redirect_to_metadata_listed_exactly_is_followed(site: LocalSite, network: list) -> None:
+    redirect(site, "/hop", "http://169.254.169.254/latest/meta-data/")
+    settings = Settings(timeout=2, allowed_networks=["127.0.0.1/32", "169.254.169.254"])
+    error = fetch_error(site.url("/hop"), settings)
+    assert "cannot connect" in error.reason  # vetted and dialled; the test network refuses it
+    assert [host for host, _ in network] == ["127.0.0.1", "169.254.169.254"]
+
+
+def test_article_links_outside_the_allowed_networks_are_not_fetched(
+    site: LocalSite, resolver: dict, network: list, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A feed on an allowed host cannot send the article fetches elsewhere: each page is vetted on its own."""
+    resolver["nas.example"] = ["192.168.1.20"]
+    port = int(site.base_url.rsplit(":", 1)[1])
+    links = {
+        "metadata": "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "router": "http://192.168.1.1/",
+        "loopback": f"http://127.0.0.2:{port}/page",
+        "nas": "http://nas.example/admin",
+    }
+    items = "".join(
+        f"<item><title>Story {name}</title><link>{link}</link><guid>{name}</guid>"
+        f"<description>The feed's own text about {name}.</description></item>"
+        for name, link in links.items()
+    )
+    site.put("/feed.xml", f"<rss version='2.0'><channel><title>Local</title>{items}</channel></rss>",
+             content_type="application/rss+xml")
+    config = parse_config(
+        f"settings:\n  allowed_networks: [127.0.0.1/32]\nfeeds:\n  - name: Local\n    url: {site.url('/feed.xml')}\n"
+    )
+    engine = open_database(f"sqlite:///{tmp_path}/net.db")
+    with caplog.at_level(logging.DEBUG, logger="aggregator"):
+        results = poll_once(engine, config)
+    assert [(r.status, r.new_entries) for r in results] == [("ok", 4)]
+    with Session(engine) as session:
+        assert set(session.exec(select(Article.text_source)).all()) == {"feed"}
+    refused = [r.getMessage() for r in caplog.records if "refused to connect" in r.getMessage()]
+    assert len(refused) == 4
+    assert site.hits == {"/feed.xml": 1}
+    assert {host for host, _ in network} == {"127.0.0.1"}
+    engine.dispose()
 
 
 # --- Redirect limits -------------------------------------------------------------------------------

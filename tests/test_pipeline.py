@@ -125,7 +125,7 @@ def test_page_failure_falls_back_to_feed_text(tmp_path, demo_site, demo_config_f
 
 def _one_feed_config(tmp_path, url):
     path = tmp_path / "one.yaml"
-    path.write_text(f"settings:\n  allow_private_networks: true\nfeeds:\n  - name: One\n    url: {url}\n"
+    path.write_text(f"settings:\n  allowed_networks: [127.0.0.1/32]\nfeeds:\n  - name: One\n    url: {url}\n"
                     "    full_text: false\n")
     return load_config(path)
 

@@ -39,7 +39,7 @@ def _hostile_feed(base: str) -> bytes:
 def test_xss_payloads_do_not_survive_the_pipeline(tmp_path, site, capsys):
     site.put("/evil.xml", _hostile_feed(site.base_url), "application/rss+xml")
     config_path = tmp_path / "feeds.yaml"
-    config_path.write_text("settings:\n  allow_private_networks: true\nfeeds:\n"
+    config_path.write_text("settings:\n  allowed_networks: [127.0.0.1/32]\nfeeds:\n"
                            f"  - name: '<b>Evil</b> \"Outlet\"'\n    url: {site.url('/evil.xml')}\n"
                            "    full_text: false\n")
     config = load_config(config_path)
