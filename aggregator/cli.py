@@ -8,10 +8,15 @@ import logging
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from . import __version__
 from .digest import clean_text, iso_time, render_digest
-from .store import StoreError
+
+# The config and the database layer (pydantic, SQLAlchemy, numpy) are imported by the commands that use them,
+# so that --help, --version and a mistyped command answer at once.
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger("aggregator")
 
@@ -27,7 +32,7 @@ class CommandError(Exception):
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--config", default=default, help=f"feeds config file (default ./{DEFAULT_CONFIG_PATH})")
+    parser.add_argument("--config", default=default, help="feeds config file (default ./feeds.yaml)")
     parser.add_argument("--database", default=default, help="database URL (default: $AGGREGATOR_DATABASE_URL, "
                         "else the config's 'database', else sqlite:///aggregator.db)")
     parser.add_argument("--log-level", default=default, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -53,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aggregator", description="Self-hosted news aggregator: one entry per story, with all its sources."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -110,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace, required: bool) -> Config | None:
+    from .config import DEFAULT_CONFIG_PATH, load_config
+
     path = getattr(args, "config", None)
     if path is None and not required and not Path(DEFAULT_CONFIG_PATH).exists():
         return None
@@ -268,6 +276,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
+    from .config import DEFAULT_CONFIG_PATH
     from .opml import OpmlError, export_opml, import_opml, merge_feeds_into_yaml
 
     if args.action == "export":
@@ -349,6 +358,9 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .config import ConfigError
+    from .store import StoreError
+
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -28,13 +28,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 from operator import itemgetter
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from datasketch import MinHash
 
 from .lsh import MinHashIndex
 from .text import content_hash, shingle_hashes, terms, words
+
+if TYPE_CHECKING:
+    from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
 
 _NO_HASHES = np.zeros(0, dtype=np.uint32)
 
@@ -232,6 +234,8 @@ class Clusterer:
     def __init__(self, settings: ClusterSettings | None = None):
         self.settings = settings or ClusterSettings()
         s = self.settings
+        from datasketch import MinHash
+
         self.index = MinHashIndex(s.lsh_threshold, s.num_perm)  # near-duplicate candidates, open window only
         self._permutations = MinHash(num_perm=s.num_perm, seed=s.seed).permutations
         self.articles: dict[int, _Article] = {}
@@ -277,6 +281,8 @@ class Clusterer:
         return vector
 
     def _minhash(self, hashvalues: np.ndarray | None = None) -> MinHash:
+        from datasketch import MinHash
+
         # Shingles arrive already hashed (shingle_hashes), so the hash function is the identity.
         return MinHash(num_perm=self.settings.num_perm, permutations=self._permutations, hashvalues=hashvalues,
                        hashfunc=_identity, scheme="affine32")
