@@ -29,6 +29,14 @@ def resolve_database(database: str | None, config: Config | None) -> str:
     return (config.settings if config else Settings()).database
 
 
+class ArticleNotFound(LookupError):
+    """No stored article has the id (or ids) asked for."""
+
+    def __init__(self, ids: list[int]):
+        self.ids = ids
+        super().__init__(f"no article with id {', '.join(map(str, ids))}")
+
+
 @dataclass
 class Explanation:
     a: Article
@@ -97,9 +105,9 @@ class Aggregator:
 
         with Session(self.engine) as session:
             first, second = session.get(Article, a), session.get(Article, b)
-        missing = [str(i) for i, row in ((a, first), (b, second)) if row is None]
+        missing = [i for i, row in ((a, first), (b, second)) if row is None]
         if missing:
-            raise LookupError(f"no article with id {', '.join(missing)}")
+            raise ArticleNotFound(missing)
         ingestor = Ingestor(self.engine, settings_for(self.settings.story_window))
         ingestor.reload()
         signals = ingestor.clusterer.compare(ingestor.features_of(first), ingestor.features_of(second))
