@@ -93,9 +93,18 @@ class Poller:
         self.config = config
         self.settings = config.settings
         self.fetcher = fetcher
-        self.ingestor = Ingestor(engine, settings_for(config.settings.story_window), config.settings.preferred_sources)
-        self.ingestor.reload()
+        self._ingestor: Ingestor | None = None
         self._write_lock = asyncio.Lock()
+
+    @property
+    def ingestor(self) -> Ingestor:
+        """The dedup and clustering engine, loaded from the stored articles on first use: a poll that finds
+        nothing new never reads them (nor imports the MinHash code)."""
+        if self._ingestor is None:
+            ingestor = Ingestor(self.engine, settings_for(self.settings.story_window), self.settings.preferred_sources)
+            ingestor.reload()
+            self._ingestor = ingestor
+        return self._ingestor
 
     async def poll(self, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
         """Poll the named feeds (all enabled ones by default) concurrently."""
@@ -228,6 +237,8 @@ class Poller:
         items = sorted(items, key=lambda i: (i.published or datetime.max, i.external_id))
         stored = 0
         async with self._write_lock:
+            if items and self._ingestor is None:  # loading reads every open article: not on the event loop
+                await asyncio.to_thread(lambda: self.ingestor)
             for item in items:
                 try:
                     with session_scope(self.engine) as session:

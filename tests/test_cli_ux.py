@@ -194,3 +194,9 @@ def test_feeds_shows_until_when_a_feed_rests_and_keeps_words_whole(polled_db, ca
     assert "failing" in rows[failing_name] and "resting" not in rows[failing_name]
     notes = " ".join(line.strip() for line in out.splitlines() if line.startswith(" " * 28))
     assert error in notes  # wrapped over lines, never cut inside a word
+
+
+def test_a_poll_that_finds_nothing_new_loads_no_clustering_engine(polled_db):
+    code = (f"from aggregator.cli import main\nassert main({polled_db!r} + ['poll']) == 0\n"
+            "from aggregator import pipeline\n")
+    assert [m for m in _modules_loaded_by(code) if m in ("datasketch", "scipy", "trafilatura")] == []
