@@ -6,16 +6,18 @@ import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from . import query
-from .cluster import Signal
 from .config import DEFAULT_CONFIG_PATH, Config, Settings, load_config
-from .ingest import Ingestor, settings_for
 from .models import Article
 from .store import DATABASE_ENV, DaemonLock, open_database
+
+if TYPE_CHECKING:  # the clustering engine (numpy, datasketch) is imported by the methods that run it
+    from .cluster import Signal
 
 
 def resolve_database(database: str | None, config: Config | None) -> str:
@@ -25,6 +27,14 @@ def resolve_database(database: str | None, config: Config | None) -> str:
     if os.environ.get(DATABASE_ENV):
         return os.environ[DATABASE_ENV]
     return (config.settings if config else Settings()).database
+
+
+class ArticleNotFound(LookupError):
+    """No stored article has the id (or ids) asked for."""
+
+    def __init__(self, ids: list[int]):
+        self.ids = ids
+        super().__init__(f"no article with id {', '.join(map(str, ids))}")
 
 
 @dataclass
@@ -91,11 +101,13 @@ class Aggregator:
 
     def explain(self, a: int, b: int) -> Explanation:
         """Why two stored articles are (or are not) in the same story: each signal and its threshold."""
+        from .ingest import Ingestor, settings_for
+
         with Session(self.engine) as session:
             first, second = session.get(Article, a), session.get(Article, b)
-        missing = [str(i) for i, row in ((a, first), (b, second)) if row is None]
+        missing = [i for i, row in ((a, first), (b, second)) if row is None]
         if missing:
-            raise LookupError(f"no article with id {', '.join(missing)}")
+            raise ArticleNotFound(missing)
         ingestor = Ingestor(self.engine, settings_for(self.settings.story_window))
         ingestor.reload()
         signals = ingestor.clusterer.compare(ingestor.features_of(first), ingestor.features_of(second))

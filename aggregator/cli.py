@@ -5,13 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from . import __version__
 from .digest import clean_text, format_time, iso_time, render_digest
-from .store import StoreError
+
+# The config and the database layer (pydantic, SQLAlchemy, numpy) are imported by the commands that use them,
+# so that --help, --version and a mistyped command answer at once.
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger("aggregator")
 
@@ -27,7 +36,7 @@ class CommandError(Exception):
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--config", default=default, help=f"feeds config file (default ./{DEFAULT_CONFIG_PATH})")
+    parser.add_argument("--config", default=default, help="feeds config file (default ./feeds.yaml)")
     parser.add_argument("--database", default=default, help="database URL (default: $AGGREGATOR_DATABASE_URL, "
                         "else the config's 'database', else sqlite:///aggregator.db)")
     parser.add_argument("--log-level", default=default, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -53,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aggregator", description="Self-hosted news aggregator: one entry per story, with all its sources."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -87,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     story.add_argument("id", type=int)
     story.add_argument("--format", choices=["text", "json"], default="text")
 
-    explain = command("explain", "why two articles are (or are not) in the same story")
-    explain.add_argument("a", type=int)
-    explain.add_argument("b", type=int)
+    explain = command("explain", "why two articles are (or are not) in the same story; takes two article ids "
+                      "(`aggregator story ID` lists a story's articles with their ids)")
+    explain.add_argument("a", type=int, metavar="ARTICLE_ID", help="an article id (not a story id)")
+    explain.add_argument("b", type=int, metavar="OTHER_ARTICLE_ID", help="another article id")
 
     replay = command("replay", "replay a JSONL file of articles through dedup and clustering, and score it")
     replay.add_argument("file")
@@ -110,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace, required: bool) -> Config | None:
+    from .config import DEFAULT_CONFIG_PATH, load_config
+
     path = getattr(args, "config", None)
     if path is None and not required and not Path(DEFAULT_CONFIG_PATH).exists():
         return None
@@ -143,11 +156,32 @@ def _time(value: datetime | None, tz: str | None = None) -> str:
     return format_time(value, tz) if tz else value.strftime("%Y-%m-%d %H:%M")
 
 
+def _shorten(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, cut at a word boundary with an ellipsis when it is longer."""
+    if len(text) <= width:
+        return text
+    short = textwrap.shorten(text, width, placeholder="…")
+    return short if short != "…" else text[: width - 1] + "…"  # a first word longer than the column
+
+
 def _emit(text: str, output: str | None = None) -> None:
     if output:
         Path(output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@contextmanager
+def _progress_bar(total: int, description: str, unit: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A ``progress(done, total)`` callback drawing a bar on standard error, or None when that is not a terminal
+    (piped or redirected output gets no bar and no control characters)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=description, unit=f" {unit}", file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
+        yield lambda done, _total: bar.update(done - bar.n)
 
 
 # ---- commands -------------------------------------------------------------------------------------------
@@ -243,10 +277,19 @@ def cmd_story(args: argparse.Namespace) -> int:
             how = f"copy of #{a.duplicate_of}"  # stored first; the match is on the later arrival's line
         elif a.matched_with:
             how = f"original, arrived after its copy #{a.matched_with} ({matched})"
-        print(f"  #{a.id:<6} {_time(a.published or a.fetched, tz):20}  {clean_text(a.source)[:24]:24}  {how}")
+        print(f"  #{a.id:<6} {_time(a.published or a.fetched, tz):20}  {_shorten(clean_text(a.source), 24):24}  {how}")
         print(f"          {clean_text(a.title)[:100]}")
         print(f"          {clean_text(a.url or '-')}  [text from {a.text_source}]")
     return 0
+
+
+def _not_articles(agg, exc: LookupError) -> str:
+    """The error for ids that name no article, saying when one of them is a story's id instead."""
+    stories = [i for i in getattr(exc, "ids", []) if agg.story(i) is not None]
+    if stories:
+        return (f"{exc}: explain takes article ids, and {stories[0]} is a story id "
+                f"(`aggregator story {stories[0]}` lists its articles with their ids)")
+    return f"{exc}: explain takes article ids (`aggregator story ID` lists a story's articles with their ids)"
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -254,15 +297,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
         try:
             result = agg.explain(args.a, args.b)
         except LookupError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(_not_articles(agg, exc)) from None
     for label, article in (("A", result.a), ("B", result.b)):
         print(f"{label}: #{article.id} [{clean_text(article.source)}] {clean_text(article.title)[:90]}"
               f"  (story {article.story_id}, joined by {article.story_signal} {article.story_score:.2f})")
     verdict = "the same article" if result.same_article else ("the same story" if result.same_story else
                                                                "different stories")
     print(f"stored as: {verdict}")
-    for signal in result.signals:
-        print(f"  {signal.describe()}")
+    print()
+    rows = [("SIGNAL", "VALUE", "THRESHOLD", "VERDICT")]
+    rows += [(s.label, s.value_text, s.threshold_text, s.verdict) for s in result.signals]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print(f"  {row[0]:{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:{widths[2]}}  {row[3]}")
     return 0
 
 
@@ -275,7 +322,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         rows = read_rows(args.file)
     except (OSError, ReplayError) as exc:
         raise CommandError(str(exc)) from None
-    report = replay(rows, database=getattr(args, "database", None), window_seconds=window)
+    with _progress_bar(len(rows), "replaying", "articles") as progress:
+        report = replay(rows, database=getattr(args, "database", None), window_seconds=window, progress=progress)
     if args.out:
         write_predictions(report, args.out)
     for line in summary_lines(report):
@@ -284,6 +332,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
+    from .config import DEFAULT_CONFIG_PATH
     from .opml import OpmlError, export_opml, import_opml, merge_feeds_into_yaml
 
     if args.action == "export":
@@ -322,18 +371,28 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         _emit(json.dumps([asdict(h) for h in health], default=iso_time, indent=2))
         return 0
     known = {h.name for h in health}
-    print(f"{'FEED':28} {'STATE':8} {'LAST FETCH':16} {'HTTP':>4} {'NEW':>4} {'ERR':>3} {'ARTICLES':>8}")
+    now = datetime.now(UTC).replace(tzinfo=None)  # stored times are naive UTC
+    note_width = max(40, shutil.get_terminal_size((120, 24)).columns - 30)
+    tz = agg.settings.timezone
+    print(f"{'FEED':28} {'STATE':8} {'LAST FETCH':20} {'HTTP':>4} {'NEW':>4} {'ERR':>3} {'ARTICLES':>8}")
     for h in health:
-        state = "paused" if h.disabled else ("resting" if h.resting_until else "ok")
+        resting = h.resting_until is not None and h.resting_until > now
+        state = "paused" if h.disabled else ("resting" if resting else ("failing" if h.consecutive_errors else "ok"))
         if h.name in configured and not configured[h.name].enabled:
             state = "off"
-        print(f"{clean_text(h.name)[:28]:28} {state:8} {_time(h.last_fetched):16} {h.last_status or '-':>4} "
-              f"{h.new_entries:>4} {h.consecutive_errors:>3} {h.articles:>8}")
-        if h.last_error:
-            print(f"{'':28} {clean_text(h.disabled or h.last_error)[:100]}")
+        print(f"{_shorten(clean_text(h.name), 28):28} {state:8} {_time(h.last_fetched, tz):20} "
+              f"{h.last_status or '-':>4} {h.new_entries:>4} {h.consecutive_errors:>3} {h.articles:>8}")
+        if h.disabled:
+            note = h.disabled
+        elif h.last_error:
+            note = (f"resting until {_time(h.resting_until, tz)}; " if resting else "") + f"last error: {h.last_error}"
+        else:
+            note = ""
+        for line in textwrap.wrap(clean_text(note), note_width, max_lines=4, placeholder=" …"):
+            print(f"{'':28} {line}")
     for name in configured:
         if name not in known:
-            print(f"{clean_text(name)[:28]:28} {'new':8} {'never':16}")
+            print(f"{_shorten(clean_text(name), 28):28} {'new':8} {'never':20}")
     return 0
 
 
@@ -366,6 +425,9 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .config import ConfigError
+    from .store import StoreError
+
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

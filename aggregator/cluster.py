@@ -28,13 +28,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 from operator import itemgetter
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from datasketch import MinHash
 
 from .lsh import MinHashIndex
 from .text import content_hash, shingle_hashes, terms, words
+
+if TYPE_CHECKING:
+    from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
 
 _NO_HASHES = np.zeros(0, dtype=np.uint32)
 
@@ -197,6 +199,20 @@ class _Article:
     terms: tuple[str, ...] = ()  # counted in the document frequencies while the article is in the window
 
 
+# How each signal reads to a person: a plain name, and the kind of value it measures (which gives its unit and
+# whether the threshold is a floor or, for a time gap, a ceiling).
+_SIGNAL_TEXT = {
+    SIGNAL_HASH: ("identical text (normalised)", "yes-no"),
+    "minhash-jaccard": ("word-sequence overlap (MinHash Jaccard)", "ratio"),
+    "containment": ("share of the shorter text in the longer", "percent"),
+    "minhash": ("near-duplicate check (MinHash)", "skipped"),
+    "term-cosine": ("title and lead similarity, quiet story", "ratio"),
+    "term-cosine-active-story": ("title and lead similarity, active story", "ratio"),
+    "shared-terms": ("content words in common", "words"),
+    "hours-apart": ("time apart", "hours"),
+}
+
+
 @dataclass
 class Signal:
     name: str
@@ -204,11 +220,56 @@ class Signal:
     threshold: float | None
     decided: bool
 
-    def describe(self) -> str:
+    @property
+    def label(self) -> str:
+        """The signal's name in plain words."""
+        return _SIGNAL_TEXT.get(self.name, (self.name, ""))[0]
+
+    @property
+    def _kind(self) -> str:
+        return _SIGNAL_TEXT.get(self.name, ("", "ratio"))[1]
+
+    def _format(self, value: float) -> str:
+        kind = self._kind
+        if kind == "yes-no":
+            return "yes" if value >= 1.0 else "no"
+        if kind == "percent":
+            return f"{value * 100:.0f} %"
+        if kind == "words":
+            return f"{value:.0f} word" + ("" if value == 1 else "s")
+        if kind == "hours":
+            return f"{value:.1f} h"
+        if kind == "skipped":
+            return "-"
+        return f"{value:.2f}"
+
+    @property
+    def value_text(self) -> str:
+        """The score with its unit: "0.42", "64 %", "5 words", "5.2 h", "yes"."""
+        return self._format(self.score)
+
+    @property
+    def threshold_text(self) -> str:
+        """What the score must reach ("at least 0.30"), or not exceed for a time gap ("at most 72 h")."""
         if self.threshold is None:
-            return f"{self.name}: {self.score:.3f}"
-        verdict = "met" if self.decided else "missed"
-        return f"{self.name}: {self.score:.3f} ({verdict} threshold {self.threshold:.2f})"
+            return "-"
+        if self._kind == "yes-no":
+            return "yes"
+        if self._kind == "hours":
+            return f"at most {self.threshold:g} h"
+        return f"at least {self._format(self.threshold)}"
+
+    @property
+    def verdict(self) -> str:
+        if self.threshold is None:
+            return "not run: too little text" if self._kind == "skipped" else "-"
+        return "met" if self.decided else "missed"
+
+    def describe(self) -> str:
+        """One line: "time apart: 5.2 h (met: at most 72 h)"."""
+        if self.threshold is None:
+            return f"{self.label}: {self.verdict}" if self._kind == "skipped" else f"{self.label}: {self.value_text}"
+        return f"{self.label}: {self.value_text} ({self.verdict} threshold: {self.threshold_text})"
 
 
 def _dot(a: dict[str, float], b: dict[str, float]) -> float:
@@ -232,6 +293,8 @@ class Clusterer:
     def __init__(self, settings: ClusterSettings | None = None):
         self.settings = settings or ClusterSettings()
         s = self.settings
+        from datasketch import MinHash
+
         self.index = MinHashIndex(s.lsh_threshold, s.num_perm)  # near-duplicate candidates, open window only
         self._permutations = MinHash(num_perm=s.num_perm, seed=s.seed).permutations
         self.articles: dict[int, _Article] = {}
@@ -277,6 +340,8 @@ class Clusterer:
         return vector
 
     def _minhash(self, hashvalues: np.ndarray | None = None) -> MinHash:
+        from datasketch import MinHash
+
         # Shingles arrive already hashed (shingle_hashes), so the hash function is the identity.
         return MinHash(num_perm=self.settings.num_perm, permutations=self._permutations, hashvalues=hashvalues,
                        hashfunc=_identity, scheme="affine32")

@@ -14,10 +14,12 @@ import textwrap
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from .query import Digest, StoryEntry, StorySource
+if TYPE_CHECKING:  # annotations only: the CLI's text helpers here do not need the database layer
+    from .query import Digest, StoryEntry, StorySource
 
 FORMATS = ("text", "markdown", "html", "json")
 

@@ -27,9 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-import trafilatura
-from trafilatura.utils import load_html
-
 log = logging.getLogger(__name__)
 
 MIN_PAGE_WORDS = 40  # below this a page yielded a teaser or a paywall notice, not the article
@@ -73,6 +70,11 @@ class PageTooLarge(ValueError):
 
 def article_text(html: str, url: str | None = None, max_elements: int = MAX_PAGE_ELEMENTS) -> str:
     """trafilatura's main text of ``html``, computed where it is called (the workers call this)."""
+    # Imported here, not at the top: only the extraction workers need trafilatura (a few hundred milliseconds
+    # to import), and the rest of this module serves the CLI and the clustering code too.
+    import trafilatura
+    from trafilatura.utils import load_html
+
     tree = load_html(html)
     if tree is None:
         return ""
@@ -145,6 +147,8 @@ def _serve(read_fd: int, write_fd: int) -> None:
         settings = json.loads(requests.recv_bytes())
         sys.path[:] = settings["sys_path"]
         extract = _resolve(settings["extract"])
+        if extract is article_text:
+            import trafilatura  # noqa: F401  (before "ready", so that no page's time limit pays for the import)
         if settings["memory_mb"] > 0:
             try:
                 import resource

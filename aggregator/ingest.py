@@ -16,7 +16,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from .cluster import Clusterer, ClusterSettings, Decision, Features, StoredArticle
-from .extract import lead_sentence
 from .models import Article, Story, utcnow
 
 log = logging.getLogger(__name__)
@@ -257,7 +256,3 @@ def refresh_story(session: Session, story_id: int, preferred_sources: list[str] 
     story.last_updated = max(a.when for a in articles)
     session.add(story)
     return story
-
-
-def lead_of(article: Article) -> str:
-    return lead_sentence(article.text or article.summary or article.title)

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from datasketch import MinHashLSH
 
 _OFFSET = np.uint64(0xCBF29CE484222325)  # FNV-1a over 32-bit values
 _PRIME = np.uint64(0x100000001B3)
@@ -28,6 +27,8 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 def banding(threshold: float, num_perm: int) -> tuple[int, int]:
     """datasketch's (bands, rows per band) for a Jaccard threshold."""
+    from datasketch import MinHashLSH  # here, not at the top: it imports scipy, which only an index needs
+
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     return lsh.b, lsh.r
 

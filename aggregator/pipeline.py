@@ -11,6 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -19,10 +20,12 @@ from sqlmodel import Session, select
 from .config import Config, FeedConfig
 from .extract import choose_text, extract_from_html
 from .fetch import Fetcher, FetchError, FetchResult, decode_html
-from .ingest import Incoming, Ingestor, settings_for
 from .models import Article, Feed, FetchLog, utcnow
 from .parse import ParsedEntry, ParseError, parse_feed
 from .store import session_scope
+
+if TYPE_CHECKING:  # the dedup and clustering engine (numpy, datasketch) is imported when a new entry needs it
+    from .ingest import Incoming, Ingestor
 
 log = logging.getLogger("aggregator.poll")
 
@@ -93,9 +96,20 @@ class Poller:
         self.config = config
         self.settings = config.settings
         self.fetcher = fetcher
-        self.ingestor = Ingestor(engine, settings_for(config.settings.story_window), config.settings.preferred_sources)
-        self.ingestor.reload()
+        self._ingestor: Ingestor | None = None
         self._write_lock = asyncio.Lock()
+
+    @property
+    def ingestor(self) -> Ingestor:
+        """The dedup and clustering engine, loaded from the stored articles on first use: a poll that finds
+        nothing new never reads them (nor imports the MinHash code)."""
+        if self._ingestor is None:
+            from .ingest import Ingestor, settings_for
+
+            ingestor = Ingestor(self.engine, settings_for(self.settings.story_window), self.settings.preferred_sources)
+            ingestor.reload()
+            self._ingestor = ingestor
+        return self._ingestor
 
     async def poll(self, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
         """Poll the named feeds (all enabled ones by default) concurrently."""
@@ -193,6 +207,8 @@ class Poller:
 
     async def _prepare(self, feed: FeedConfig, feed_id: int, outlet: str, entry: ParsedEntry) -> Incoming:
         """Fetch and extract the entry's page when the feed is full-text, else use the feed's own text."""
+        from .ingest import Incoming
+
         feed_text = entry.content or entry.summary
         page_text = ""
         if feed.full_text and entry.url:
@@ -228,6 +244,8 @@ class Poller:
         items = sorted(items, key=lambda i: (i.published or datetime.max, i.external_id))
         stored = 0
         async with self._write_lock:
+            if items and self._ingestor is None:  # loading reads every open article: not on the event loop
+                await asyncio.to_thread(lambda: self.ingestor)
             for item in items:
                 try:
                     with session_scope(self.engine) as session:

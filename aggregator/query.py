@@ -11,7 +11,7 @@ from sqlalchemy import func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from .ingest import lead_of
+from .extract import lead_sentence
 from .models import Article, Feed, Story
 
 
@@ -145,6 +145,10 @@ def sources_of(articles: list[Article]) -> list[StorySource]:
         entry.copies = [_source_of(a) for a in copies]
         entries.append(entry)
     return sorted(entries, key=lambda e: (e.published or datetime.max, e.article_id))
+
+
+def lead_of(article: Article) -> str:
+    return lead_sentence(article.text or article.summary or article.title)
 
 
 def _entry(story: Story, articles: list[Article]) -> StoryEntry:

@@ -12,7 +12,7 @@ import math
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,9 @@ from .parse import canonical_url, parse_time
 from .store import open_database, session_scope
 
 COMMIT_EVERY = 500  # articles a transaction: replay is a batch job, the daemon commits each article
+
+# Told (articles replayed so far, articles in all) after each article: a caller's progress display.
+Progress = Callable[[int, int], None]
 
 
 class ReplayError(ValueError):
@@ -115,17 +118,25 @@ def _incoming(row: ReplayRow, arrival: datetime) -> Incoming:
     )
 
 
-def replay(rows: list[ReplayRow], database: str | None = None, window_seconds: float = 3 * 86400) -> ReplayReport:
-    """Replay ``rows`` into ``database`` (a temporary SQLite file by default) and return the predictions."""
+def replay(
+    rows: list[ReplayRow],
+    database: str | None = None,
+    window_seconds: float = 3 * 86400,
+    progress: Progress | None = None,
+) -> ReplayReport:
+    """Replay ``rows`` into ``database`` (a temporary SQLite file by default) and return the predictions.
+
+    ``progress(done, total)`` is called after each article, for a caller that shows how far it got.
+    """
     with tempfile.TemporaryDirectory(prefix="aggregator-replay-") as tmp:
         engine = open_database(database or f"sqlite:///{tmp}/replay.db")
         try:
-            return _replay(engine, rows, window_seconds)
+            return _replay(engine, rows, window_seconds, progress)
         finally:
             engine.dispose()
 
 
-def _replay(engine, rows: list[ReplayRow], window_seconds: float) -> ReplayReport:
+def _replay(engine, rows: list[ReplayRow], window_seconds: float, progress: Progress | None) -> ReplayReport:
     ingestor = Ingestor(engine, settings_for(window_seconds))
     ingestor.reload()
     ordered = in_time_order(rows)
@@ -133,6 +144,7 @@ def _replay(engine, rows: list[ReplayRow], window_seconds: float) -> ReplayRepor
     predictions: dict[str, int] = {}
     ids: dict[int, str] = {}
     started = time.perf_counter()
+    done = 0
     for start in range(0, len(ordered), COMMIT_EVERY):
         with session_scope(engine) as session:
             for row in ordered[start : start + COMMIT_EVERY]:
@@ -140,6 +152,9 @@ def _replay(engine, rows: list[ReplayRow], window_seconds: float) -> ReplayRepor
                 stored = ingestor.ingest(session, _incoming(row, arrival))
                 if stored is not None:
                     ids[stored.article_id] = row.id
+                done += 1
+                if progress is not None:
+                    progress(done, len(ordered))
     seconds = time.perf_counter() - started
     # Stories merge after their first articles were assigned: read the final membership back.
     with Session(engine) as session:

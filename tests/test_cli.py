@@ -82,7 +82,7 @@ def test_stories_story_explain_digest_export_feeds(polled, tmp_path, capsys):
     copy_id = top["sources"][0]["copies"][0]["article_id"] if top["sources"][0]["copies"] else ids[1]
     assert main([*polled, "explain", str(ids[0]), str(copy_id)]) == 0
     out = capsys.readouterr().out
-    assert "containment" in out and "threshold" in out
+    assert "share of the shorter text in the longer" in out and "THRESHOLD" in out
 
     assert main([*polled, "digest", "--date", "2026-11-24", "--format", "html", "--output",
                  str(tmp_path / "d.html")]) == 0
