@@ -75,14 +75,28 @@ class Daemon:
             self.scheduler.start()
             log.info("daemon started: %d feeds", sum(f.enabled for f in self.config.feeds))
             await self._stop.wait()
-            log.info("stopping")
-            self.scheduler.shutdown(wait=False)
-            await self._cancel_running_jobs()
+            await self._shut_down()
         log.info("stopped")
 
     def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
+
+    async def _shut_down(self) -> None:
+        """Stop the scheduler and cancel the jobs in flight, saying so once rather than once per job."""
+        running = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+        if running:
+            log.info("stopping: cancelling %d jobs in flight (articles already stored are kept)", len(running))
+        else:
+            log.info("stopping")
+        quiet = _QuietCancellation()
+        executors = logging.getLogger("apscheduler.executors.default")
+        executors.addFilter(quiet)
+        try:
+            self.scheduler.shutdown(wait=False)
+            await self._cancel_running_jobs()
+        finally:
+            executors.removeFilter(quiet)
 
     async def _cancel_running_jobs(self) -> None:
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
@@ -139,6 +153,14 @@ class Daemon:
             log.info("digest written to %s", path)
         except Exception:
             log.exception("digest failed")
+
+
+class _QuietCancellation(logging.Filter):
+    """Drops APScheduler's report of a job cancelled at shutdown (a traceback per job, by design of the
+    executor): the daemon has already said once that it is cancelling the polls in flight."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
 
 
 def maintain(engine: Engine, config: Config) -> int:

@@ -88,3 +88,37 @@ def test_daemon_polls_stops_on_sigterm_and_restarts_without_duplicates(tmp_path,
     total, identities, unassigned = _count(database)
     assert total == identities == len(three_outlets.articles)
     assert unassigned == 0
+
+
+def test_sigterm_during_polls_logs_one_line_and_no_traceback(tmp_path, site):
+    """Polls in flight when SIGTERM arrives are cancelled quietly: one line, no traceback per job."""
+    import threading
+
+    release = threading.Event()
+
+    def slow(handler):
+        release.wait(20)  # the daemon's fetches hang here until the test ends
+        handler.send_response(503)
+        handler.end_headers()
+
+    names = [f"Slow {n}" for n in range(4)]
+    for n in range(4):
+        site.route(f"/slow{n}.xml", slow)
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  allow_private_networks: true\nfeeds:\n" + "".join(
+        f"  - name: {name}\n    url: {site.url(f'/slow{n}.xml')}\n" for n, name in enumerate(names)))
+    database = f"sqlite:///{tmp_path}/slow.db"
+    process = _start(config, database)
+    try:
+        # Two fetches hang at the server (the per-host limit), the other two polls wait for a slot.
+        assert _wait_for(lambda: sum(site.hits.values()) >= 2), "the polls never started"
+        time.sleep(1)
+        code, seconds, output = _stop(process)
+    finally:
+        release.set()
+        if process.poll() is None:
+            process.kill()
+    assert code == 0, output
+    assert seconds < 10
+    assert "Traceback" not in output and "CancelledError" not in output, output
+    assert output.count("jobs in flight") == 1, output
