@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -16,6 +17,9 @@ from .config import DEFAULT_CONFIG_PATH, Config, Settings, load_config
 from .ingest import Ingestor, settings_for
 from .models import Article
 from .store import DATABASE_ENV, DaemonLock, open_database
+
+if TYPE_CHECKING:
+    from .pipeline import PollResult
 
 
 def resolve_database(database: str | None, config: Config | None) -> str:
@@ -104,8 +108,10 @@ class Aggregator:
 
     # ---- writing ----------------------------------------------------------------------------------------
 
-    def poll(self, names: list[str] | None = None, force: bool = False):
-        """One pass over the configured feeds (all enabled ones, or those named).
+    def poll(self, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
+        """One pass over the configured feeds (all enabled ones, or those named); each result says whether the
+        feed was polled (``ok``, ``not-modified``), failed (``error``) or not fetched (``skipped``: resting after
+        failures, ``disabled``: paused), and how many articles it stored.
 
         Takes the same lock as the daemon: one writer per database, so a running daemon makes this refuse.
         """

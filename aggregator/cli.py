@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -160,10 +161,21 @@ def cmd_poll(args: argparse.Namespace) -> int:
     agg = _aggregator(args, config_required=True)
     _setup_logging(args, agg.config)
     results = agg.poll(args.feed, force=args.force)
-    new = sum(r.new_entries for r in results)
+    if not results:
+        raise CommandError(f"no feeds to poll: {agg.config.path or 'the config'} lists no enabled feed")
+    new = sum(r.new_entries for r in results)  # what was committed, also by a poll that then failed
     failed = [r for r in results if r.status == "error"]
-    print(f"polled {len(results)} feeds: {new} new articles, {len(failed)} failed")
-    return 0 if len(failed) < len(results) or not results else 1
+    skipped = [r for r in results if not r.polled and r.status != "error"]
+    polled = len(results) - len(failed) - len(skipped)
+    problems = f"; {len(failed)} failed, {len(skipped)} skipped" if failed or skipped else ""
+    print(f"polled {polled} of {len(results)} feeds: {new} new articles{problems}")
+    for r in failed:
+        print(f"aggregator: {clean_text(r.feed)}: failed: {clean_text(r.error or 'unknown error')}", file=sys.stderr)
+    for r in skipped:
+        hint = "--force polls it now" if r.status == "skipped" else f"aggregator feeds resume {shlex.quote(r.feed)}"
+        print(f"aggregator: {clean_text(r.feed)}: skipped: {clean_text(r.error or r.status)} ({clean_text(hint)})",
+              file=sys.stderr)
+    return 1 if failed or skipped else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -34,12 +34,24 @@ PAUSE_AFTER_FAILING = timedelta(days=3)  # a feed failing this long is paused ra
 @dataclass
 class PollResult:
     feed: str
-    status: str  # "ok", "not-modified", "error", "skipped", "disabled"
+    status: str  # "ok", "not-modified", "error", "skipped" (resting), "disabled" (paused)
     http_status: int | None = None
-    new_entries: int = 0
+    new_entries: int = 0  # articles committed by this poll, also when it then ended in an error
     seen_entries: int = 0
     duration: float = 0.0
-    error: str | None = None
+    error: str | None = None  # why it failed, or why it was skipped
+
+    @property
+    def polled(self) -> bool:
+        """The feed was read (or the server said nothing changed); False when it failed or was not fetched."""
+        return self.status in ("ok", "not-modified")
+
+
+@dataclass
+class _Progress:
+    """What one poll has committed so far, readable after the poll failed half-way."""
+
+    stored: int = 0
 
 
 def database_error(exc: OperationalError) -> str:
@@ -98,8 +110,11 @@ class Poller:
         self._write_lock = asyncio.Lock()
 
     async def poll(self, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
-        """Poll the named feeds (all enabled ones by default) concurrently."""
-        feeds = [self.config.feed(n) for n in names] if names else [f for f in self.config.feeds if f.enabled]
+        """Poll the named feeds (all enabled ones by default) concurrently; a name given twice is polled once."""
+        if names:
+            feeds = [self.config.feed(n) for n in dict.fromkeys(names)]
+        else:
+            feeds = [f for f in self.config.feeds if f.enabled]
         try:
             sync_feeds(self.engine, self.config)
         except OperationalError as exc:
@@ -119,17 +134,19 @@ class Poller:
     async def poll_feed(self, feed: FeedConfig, force: bool = False) -> PollResult:
         """One poll of one feed; never raises, so one feed cannot stop the others or the scheduler."""
         started = time.monotonic()
+        progress = _Progress()
         try:
-            result = await self._poll_feed(feed, force)
+            result = await self._poll_feed(feed, force, progress)
         except OperationalError as exc:
-            # A full disk, a read-only file, a lost server: nothing half-written was committed; the next
-            # scheduled poll tries again.
-            reason = database_error(exc)
+            # A full disk, a read-only file, a lost server: nothing half-written was committed (each article
+            # is its own transaction, so those stored before the error stay); the next poll tries again.
+            reason = database_error(exc) + _stored_before(progress)
             log.error("feed=%s not stored: database error: %s (will retry at the next poll)", feed.name, reason)
-            result = PollResult(feed.name, "error", error=f"database error: {reason}")
+            result = PollResult(feed.name, "error", new_entries=progress.stored, error=f"database error: {reason}")
         except Exception as exc:  # a bug: logged, and the daemon goes on
             log.exception("feed=%s poll failed", feed.name)
-            result = PollResult(feed.name, "error", error=f"{type(exc).__name__}: {exc}")
+            result = PollResult(feed.name, "error", new_entries=progress.stored,
+                                error=f"{type(exc).__name__}: {exc}{_stored_before(progress)}")
         result.duration = time.monotonic() - started
         log.log(
             logging.WARNING if result.status == "error" else logging.INFO,
@@ -139,7 +156,7 @@ class Poller:
         )
         return result
 
-    async def _poll_feed(self, feed: FeedConfig, force: bool) -> PollResult:
+    async def _poll_feed(self, feed: FeedConfig, force: bool, progress: _Progress) -> PollResult:
         row = self._feed_row(feed.name)
         if row.disabled_reason and not force:
             return PollResult(feed.name, "disabled", error=row.disabled_reason)
@@ -161,7 +178,7 @@ class Poller:
         entries = newest_entries(parsed.entries, self.settings.max_entries_per_feed)
         fresh = self._unseen(feed.name, entries)
         items = await asyncio.gather(*(self._prepare(feed, row.id, parsed.title, e) for e in fresh))
-        stored = await self._store(items)
+        stored = await self._store(items, progress)
         self._update_feed_meta(row.id, parsed.title, parsed.site_url)
         return self._record_success(row.id, started, response, stored, len(entries))
 
@@ -223,20 +240,21 @@ class Poller:
             extract_from_html, decode_html(page), page.url, timeout=self.settings.extract_timeout
         )
 
-    async def _store(self, items: list[Incoming]) -> int:
-        """Store the new articles oldest first, one short transaction each."""
+    async def _store(self, items: list[Incoming], progress: _Progress) -> int:
+        """Store the new articles oldest first, one short transaction each; ``progress`` counts the commits,
+        so a poll that fails half-way still reports the articles it stored."""
         items = sorted(items, key=lambda i: (i.published or datetime.max, i.external_id))
-        stored = 0
         async with self._write_lock:
             for item in items:
                 try:
                     with session_scope(self.engine) as session:
-                        stored += self.ingestor.ingest(session, item) is not None
+                        stored = self.ingestor.ingest(session, item) is not None
                 except Exception:
                     # The engine already counted the article: bring it back in step with what was committed.
                     self.ingestor.reload()
                     raise
-        return stored
+                progress.stored += stored
+        return progress.stored
 
     def _update_feed_meta(self, feed_id: int, title: str, site_url: str | None) -> None:
         with session_scope(self.engine) as session:
@@ -305,6 +323,10 @@ class Poller:
         duration = int((utcnow() - started).total_seconds() * 1000)
         return FetchLog(feed_id=feed_id, started_at=started, duration_ms=duration, status=status, new_entries=new,
                         error=error)
+
+
+def _stored_before(progress: _Progress) -> str:
+    return f" (after storing {progress.stored} new articles)" if progress.stored else ""
 
 
 def resume_feed(engine: Engine, name: str) -> bool:

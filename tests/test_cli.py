@@ -142,3 +142,30 @@ def test_poll_refuses_while_a_daemon_holds_the_database(tmp_path, demo_config_fi
         assert main(["--config", str(demo_config_file), "--database", database, "poll"]) == 1
     assert "already running" in capsys.readouterr().err
     assert main(["--config", str(demo_config_file), "--database", database, "poll"]) == 0
+
+
+def test_poll_exit_status_and_a_line_per_problem_feed(tmp_path, demo_site, demo_config_file, capsys):
+    """0 when every feed was polled; 1 with a line naming the feed and why when one failed or was skipped."""
+    common = ["--config", str(demo_config_file), "--database", f"sqlite:///{tmp_path}/status.db"]
+    assert main([*common, "poll"]) == 0
+    captured = capsys.readouterr()
+    assert "polled 3 of 3 feeds" in captured.out and "failed" not in captured.out
+
+    demo_site.remove("/valley-courier/feed.json")
+    assert main([*common, "poll"]) == 1
+    captured = capsys.readouterr()
+    assert "polled 2 of 3 feeds: 0 new articles; 1 failed, 0 skipped" in captured.out
+    assert "aggregator: Tern Valley Courier: failed: " in captured.err and "404" in captured.err
+
+    assert main([*common, "poll"]) == 1  # the failed feed now rests: skipped, and the line says how to force it
+    captured = capsys.readouterr()
+    assert "1 failed" not in captured.out and "1 skipped" in captured.out
+    assert "aggregator: Tern Valley Courier: skipped: resting until" in captured.err
+    assert "--force polls it now" in captured.err
+
+
+def test_poll_of_a_config_without_enabled_feeds_says_so(tmp_path, capsys):
+    config = tmp_path / "feeds.yaml"
+    config.write_text("feeds:\n  - name: Quiet\n    url: https://quiet.example/feed\n    enabled: false\n")
+    assert main(["--config", str(config), "--database", f"sqlite:///{tmp_path}/none.db", "poll"]) == 1
+    assert "no feeds to poll" in capsys.readouterr().err
