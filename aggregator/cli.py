@@ -269,9 +269,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     window = config.settings.story_window if config else 3 * 86400
     try:
         rows = read_rows(args.file)
+        report = replay(rows, database=getattr(args, "database", None), window_seconds=window)
     except (OSError, ReplayError) as exc:
         raise CommandError(str(exc)) from None
-    report = replay(rows, database=getattr(args, "database", None), window_seconds=window)
     if args.out:
         write_predictions(report, args.out)
     for line in summary_lines(report):

@@ -116,7 +116,7 @@ def test_replay_scores_a_labelled_file(tmp_path, capsys):
 
 def test_replay_rejects_a_bad_line(tmp_path, capsys):
     data = tmp_path / "bad.jsonl"
-    data.write_text('{"id": "a", "title": "x"}\nnot json\n')
+    data.write_text('{"id": "a", "title": "x", "source": null}\nnot json\n')
     assert main(["replay", str(data)]) == 1
     assert "bad.jsonl:2" in capsys.readouterr().err
 
@@ -169,3 +169,57 @@ def test_poll_of_a_config_without_enabled_feeds_says_so(tmp_path, capsys):
     config.write_text("feeds:\n  - name: Quiet\n    url: https://quiet.example/feed\n    enabled: false\n")
     assert main(["--config", str(config), "--database", f"sqlite:///{tmp_path}/none.db", "poll"]) == 1
     assert "no feeds to poll" in capsys.readouterr().err
+
+
+def _replay_line(**fields):
+    row = {"id": "a", "title": "Sea wall to be rebuilt", "text": None, "published": None, "source": None}
+    row.update(fields)
+    return json.dumps({k: v for k, v in row.items() if v != "-"})
+
+
+def test_replay_names_the_missing_or_bad_field_and_its_line_before_any_work(tmp_path, capsys):
+    data = tmp_path / "bad.jsonl"
+    lines = [
+        _replay_line(id="ok"),
+        _replay_line(id="-"),
+        _replay_line(id="t", title="-"),
+        _replay_line(id="s", source="-"),
+        _replay_line(id="p", published="last Tuesday"),
+        _replay_line(id={"a": 1}),
+        "[1, 2]",
+        _replay_line(id="ok"),
+    ]
+    data.write_text("\n".join(lines) + "\n")
+    assert main(["replay", str(data)]) == 1
+    captured = capsys.readouterr()
+    assert "articles" not in captured.out  # nothing was replayed
+    err = captured.err
+    assert err.count("\n") == 1 and err.startswith("aggregator: ")
+    assert f"{data}:2: missing field 'id'" in err
+    assert "line 3: missing field 'title'" in err
+    assert "line 4: missing field 'source'" in err
+    assert "line 5: field 'published' is not an ISO 8601 time: 'last Tuesday'" in err
+    assert "line 6: field 'id' must be a string or a number, got an object" in err
+    assert "(and 2 more problems)" in err  # line 7 is no object, line 8 repeats an id
+
+    data.write_text(_replay_line(id=7, story=3) + "\n" + _replay_line(id="b", title=None) + "\n")
+    assert main(["replay", str(data)]) == 1
+    assert f"{data}:2: field 'title' must be a string, got null" in capsys.readouterr().err
+
+    data.write_bytes(_replay_line().encode() + b"\n" + b'{"id": "b", "title": "caf\xe9", "source": null}\n')
+    assert main(["replay", str(data)]) == 1
+    assert f"{data}:2: not UTF-8 text" in capsys.readouterr().err
+
+    data.write_text("\n\n")
+    assert main(["replay", str(data)]) == 1
+    assert "no articles" in capsys.readouterr().err
+
+
+def test_replay_into_a_database_it_filled_before_says_so(tmp_path, capsys):
+    data = tmp_path / "gold.jsonl"
+    data.write_text(_replay_line(id="a", story="x") + "\n" + _replay_line(id="b", title="Other", story=None) + "\n")
+    database = f"sqlite:///{tmp_path}/replay.db"
+    assert main(["replay", str(data), "--database", database]) == 0
+    assert "no scores: 1 of 2 articles have no 'story'" in capsys.readouterr().out
+    assert main(["replay", str(data), "--database", database]) == 1
+    assert "already holds 2 of these 2 articles" in capsys.readouterr().err
