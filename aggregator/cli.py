@@ -280,7 +280,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
-    from .opml import OpmlError, export_opml, import_opml, merge_feeds_into_yaml
+    from .opml import OpmlError, export_opml, merge_feeds_into_yaml, read_opml
 
     if args.action == "export":
         config = _config(args, required=True)
@@ -301,13 +301,17 @@ def cmd_feeds(args: argparse.Namespace) -> int:
             raise CommandError("feeds import needs an OPML file")
         path = Path(getattr(args, "config", None) or DEFAULT_CONFIG_PATH)
         try:
-            feeds = import_opml(Path(args.file).read_bytes())
+            found = read_opml(Path(args.file).read_bytes())
         except (OSError, OpmlError) as exc:
             raise CommandError(f"{args.file}: {exc}") from None
+        feeds, skipped = found.feeds, found.skipped_summary()
+        if not feeds:
+            raise CommandError(f"{args.file}: no feeds to import" + (f" ({skipped})" if skipped else ""))
         current = path.read_text(encoding="utf-8") if path.exists() else "feeds:\n"
         updated, added = merge_feeds_into_yaml(current, feeds)
         path.write_text(updated, encoding="utf-8")
-        print(f"imported {added} new feeds into {path} ({len(feeds) - added} already there)")
+        print(f"imported {added} new feeds into {path} ({len(feeds) - added} already there)"
+              + (f"; {skipped}" if skipped else ""))
         return 0
     with _aggregator(args) as agg:
         health = agg.feeds()

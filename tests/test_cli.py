@@ -223,3 +223,23 @@ def test_replay_into_a_database_it_filled_before_says_so(tmp_path, capsys):
     assert "no scores: 1 of 2 articles have no 'story'" in capsys.readouterr().out
     assert main(["replay", str(data), "--database", database]) == 1
     assert "already holds 2 of these 2 articles" in capsys.readouterr().err
+
+
+def test_feeds_import_says_what_it_skipped_and_refuses_an_opml_without_feeds(tmp_path, capsys):
+    target = tmp_path / "feeds.yaml"
+    target.write_text("feeds:\n")
+    opml = tmp_path / "in.opml"
+    opml.write_text('<opml version="2.0"><body><outline text="A" xmlUrl="https://a.example/feed"/>'
+                    '<outline text="B" xmlUrl="ftp://b.example/feed"/><outline text="C" htmlUrl="https://c.example/"/>'
+                    '<outline text="D" xmlUrl="https://d.example/feed"/><outline text="D again" '
+                    'xmlUrl="https://d.example/feed"/></body></opml>')
+    assert main(["--config", str(target), "feeds", "import", str(opml)]) == 0
+    out = capsys.readouterr().out
+    assert "imported 2 new feeds" in out
+    assert "skipped 3 outlines: 1 without xmlUrl, 1 not http(s), 1 listed twice" in out
+
+    opml.write_text('<opml version="2.0"><body><outline text="B" xmlUrl="ftp://b.example/feed"/></body></opml>')
+    before = target.read_text()
+    assert main(["--config", str(target), "feeds", "import", str(opml)]) == 1
+    assert "no feeds to import (skipped 1 outline: 1 not http(s))" in capsys.readouterr().err
+    assert target.read_text() == before
