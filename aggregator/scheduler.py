@@ -18,13 +18,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import delete
 
 from .config import Config, FeedConfig
 from .digest import render_digest
 from .fetch import Fetcher
 from .models import FetchLog, Story, utcnow
-from .pipeline import Poller
+from .pipeline import Poller, database_error
 from .query import build_digest
 from .store import DaemonLock, session_scope
 
@@ -142,8 +143,8 @@ class Daemon:
             self.poller.ingestor.clusterer.expire()
             if closed:
                 log.info("maintenance: closed %d stories", closed)
-        except Exception:
-            log.exception("maintenance failed")
+        except Exception as exc:
+            _log_job_failure("maintenance", exc)
 
     async def _digest_job(self) -> None:
         try:
@@ -151,8 +152,19 @@ class Daemon:
             day = datetime.now(ZoneInfo(self.config.settings.timezone)).date() - timedelta(days=1)
             path = await asyncio.to_thread(write_digest, self.engine, self.config, day)
             log.info("digest written to %s", path)
-        except Exception:
-            log.exception("digest failed")
+        except Exception as exc:
+            _log_job_failure("digest", exc)
+
+
+def _log_job_failure(job: str, exc: Exception) -> None:
+    """One line for what a person can fix (a folder that cannot be written, a full disk, a database that is
+    down); a traceback only for a bug. The job runs again at its next turn."""
+    if isinstance(exc, OperationalError):
+        log.error("%s failed: database error: %s (will retry at the next run)", job, database_error(exc))
+    elif isinstance(exc, OSError):
+        log.error("%s failed: %s (will retry at the next run)", job, exc)
+    else:
+        log.exception("%s failed", job)
 
 
 class _QuietCancellation(logging.Filter):

@@ -122,3 +122,20 @@ def test_sigterm_during_polls_logs_one_line_and_no_traceback(tmp_path, site):
     assert seconds < 10
     assert "Traceback" not in output and "CancelledError" not in output, output
     assert output.count("jobs in flight") == 1, output
+
+
+def test_a_digest_folder_that_cannot_be_written_is_one_log_line(tmp_path, caplog):
+    import asyncio
+    import logging
+
+    from aggregator.config import parse_config
+    from aggregator.scheduler import Daemon
+
+    (tmp_path / "taken").write_text("a file where the digest folder should be")
+    config = parse_config(f"settings:\n  digest_dir: {tmp_path / 'taken' / 'digests'}\nfeeds: []\n")
+    daemon = Daemon(open_database(f"sqlite:///{tmp_path}/d.db"), config)
+    with caplog.at_level(logging.INFO, logger="aggregator.daemon"):
+        asyncio.run(daemon._digest_job())
+    (record,) = [r for r in caplog.records if r.name == "aggregator.daemon"]
+    assert record.levelname == "ERROR" and record.exc_info is None
+    assert record.getMessage().startswith("digest failed: ") and "Not a directory" in record.getMessage()
