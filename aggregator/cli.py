@@ -175,6 +175,10 @@ def cmd_poll(args: argparse.Namespace) -> int:
         hint = "--force polls it now" if r.status == "skipped" else f"aggregator feeds resume {shlex.quote(r.feed)}"
         print(f"aggregator: {clean_text(r.feed)}: skipped: {clean_text(r.error or r.status)} ({clean_text(hint)})",
               file=sys.stderr)
+    for r in results:
+        if r.polled and r.unreadable_entries:
+            print(f"aggregator: {clean_text(r.feed)}: polled, but {r.unreadable_entries} of its entries could not be "
+                  "read", file=sys.stderr)
     return 1 if failed or skipped else 0
 
 

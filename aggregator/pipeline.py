@@ -40,6 +40,8 @@ class PollResult:
     seen_entries: int = 0
     duration: float = 0.0
     error: str | None = None  # why it failed, or why it was skipped
+    unreadable_entries: int = 0  # entries of the feed that could not be read (no title, link or text...)
+    warning: str | None = None  # what was wrong with a feed that still yielded entries
 
     @property
     def polled(self) -> bool:
@@ -149,10 +151,12 @@ class Poller:
                                 error=f"{type(exc).__name__}: {exc}{_stored_before(progress)}")
         result.duration = time.monotonic() - started
         log.log(
-            logging.WARNING if result.status == "error" else logging.INFO,
-            "feed=%s status=%s http=%s new=%d seen=%d duration=%.2fs%s",
+            logging.WARNING if result.status == "error" or result.unreadable_entries else logging.INFO,
+            "feed=%s status=%s http=%s new=%d seen=%d duration=%.2fs%s%s%s",
             feed.name, result.status, result.http_status, result.new_entries, result.seen_entries,
             result.duration, f" error={result.error}" if result.error else "",
+            f" unreadable={result.unreadable_entries}" if result.unreadable_entries else "",
+            f" warning={result.warning}" if result.warning else "",
         )
         return result
 
@@ -180,7 +184,9 @@ class Poller:
         items = await asyncio.gather(*(self._prepare(feed, row.id, parsed.title, e) for e in fresh))
         stored = await self._store(items, progress)
         self._update_feed_meta(row.id, parsed.title, parsed.site_url)
-        return self._record_success(row.id, started, response, stored, len(entries))
+        result = self._record_success(row.id, started, response, stored, len(entries))
+        result.unreadable_entries, result.warning = parsed.skipped, parsed.warning
+        return result
 
     def _feed_row(self, name: str) -> Feed:
         with Session(self.engine) as session:

@@ -243,3 +243,16 @@ def test_feeds_import_says_what_it_skipped_and_refuses_an_opml_without_feeds(tmp
     assert main(["--config", str(target), "feeds", "import", str(opml)]) == 1
     assert "no feeds to import (skipped 1 outline: 1 not http(s))" in capsys.readouterr().err
     assert target.read_text() == before
+
+
+def test_poll_says_when_entries_of_a_feed_could_not_be_read(tmp_path, site, capsys):
+    items = "<item><title>Readable</title><guid>r1</guid></item>" + "<item><description></description></item>" * 2
+    site.put("/feed.xml", f'<rss version="2.0"><channel><title>t</title>{items}</channel></rss>',
+             "application/rss+xml")
+    config = tmp_path / "feeds.yaml"
+    config.write_text(f"settings:\n  allow_private_networks: true\nfeeds:\n  - name: Half\n"
+                      f"    url: {site.url('/feed.xml')}\n    full_text: false\n")
+    assert main(["--config", str(config), "--database", f"sqlite:///{tmp_path}/half.db", "poll"]) == 0
+    captured = capsys.readouterr()
+    assert "polled 1 of 1 feeds: 1 new articles" in captured.out
+    assert "aggregator: Half: polled, but 2 of its entries could not be read" in captured.err
