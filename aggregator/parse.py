@@ -261,6 +261,8 @@ def _parse_json_feed(content: bytes, base: str | None, now: datetime) -> ParsedF
         format=clean_text("json" + str(doc["version"]).rsplit("/", 1)[-1])[:20],
     )
     items = doc.get("items") if isinstance(doc.get("items"), list) else []
+    if not isinstance(doc.get("items"), list):
+        feed.warning = f"JSON Feed without a list of items ('items' is {_json_kind(doc.get('items'))})"
     if len(items) > MAX_ENTRIES:
         feed.warning = f"feed cut after {MAX_ENTRIES} entries: more than {MAX_ENTRIES} entries"
         items = items[:MAX_ENTRIES]
@@ -301,6 +303,12 @@ def _json_text(value: object, numbers: bool = False) -> str:
     if numbers and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return ""
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "missing or null"
+    return {dict: "an object", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
 def _json_time(value) -> datetime | None:

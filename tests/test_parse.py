@@ -164,3 +164,11 @@ def test_json_feed_fields_that_are_not_text_read_as_absent_never_as_a_repr():
     assert second.summary == second.content == "" and second.url is None and second.author is None
     for entry in feed.entries:
         assert "{" not in repr((entry.title, entry.summary, entry.content, entry.author, entry.external_id))
+
+
+def test_json_feed_without_a_list_of_items_says_so():
+    doc = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": {"id": "1"}}).encode()
+    feed = parse_feed(doc, {"content-type": "application/feed+json"})
+    assert feed.entries == [] and feed.warning == "JSON Feed without a list of items ('items' is an object)"
+    doc = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "T"}).encode()
+    assert "'items' is missing" in parse_feed(doc, {"content-type": "application/feed+json"}).warning
