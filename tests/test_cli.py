@@ -163,6 +163,14 @@ def test_poll_exit_status_and_a_line_per_problem_feed(tmp_path, demo_site, demo_
     assert "aggregator: Tern Valley Courier: skipped: resting until" in captured.err
     assert "--force polls it now" in captured.err
 
+    demo_site.route("/valley-courier/feed.json", lambda h: (h.send_response(410), h.end_headers()))
+    assert main([*common, "poll", "--force", "--feed", "Tern Valley Courier"]) == 1  # polled, and gone: paused
+    assert "polled 0 of 1 feeds" in capsys.readouterr().out
+    assert main([*common, "poll"]) == 1
+    err = capsys.readouterr().err
+    assert "aggregator: Tern Valley Courier: skipped: paused: the server says the feed is gone" in err
+    assert "aggregator feeds resume 'Tern Valley Courier'" in err
+
 
 def test_poll_of_a_config_without_enabled_feeds_says_so(tmp_path, capsys):
     config = tmp_path / "feeds.yaml"
