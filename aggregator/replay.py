@@ -62,6 +62,7 @@ class ReplayReport:
 
 
 REQUIRED_FIELDS = ("id", "title", "source")
+LAST_YEAR = 9000  # the story window and arrival times are added to a time: 9999-12-31 would overflow
 MAX_REPORTED = 5  # problems named in the error; the rest are counted
 
 
@@ -113,6 +114,8 @@ def _row(line: str) -> ReplayRow:
     when = parse_time(published) if published else None
     if published and when is None:
         raise ReplayError(f"field 'published' is not an ISO 8601 time: {published[:60]!r}")
+    if when is not None and when.year >= LAST_YEAR:
+        raise ReplayError(f"field 'published' is past the year {LAST_YEAR}: {published[:60]!r}")
     identity = _text(raw, "id", numbers=True, null=False)
     if not identity.strip():
         raise ReplayError("field 'id' is empty")

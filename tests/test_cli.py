@@ -222,6 +222,10 @@ def test_replay_names_the_missing_or_bad_field_and_its_line_before_any_work(tmp_
     assert main(["replay", str(data)]) == 1
     assert "no articles" in capsys.readouterr().err
 
+    data.write_text(_replay_line(published="9999-12-31T23:59:59.999999Z") + "\n")
+    assert main(["replay", str(data)]) == 1
+    assert f"{data}:1: field 'published' is past the year 9000" in capsys.readouterr().err
+
 
 def test_replay_into_a_database_it_filled_before_says_so(tmp_path, capsys):
     data = tmp_path / "gold.jsonl"
