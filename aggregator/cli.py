@@ -314,8 +314,8 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         current = path.read_text(encoding="utf-8") if path.exists() else "feeds:\n"
         updated, added = merge_feeds_into_yaml(current, feeds)
         path.write_text(updated, encoding="utf-8")
-        print(f"imported {added} new feeds into {path} ({len(feeds) - added} already there)"
-              + (f"; {skipped}" if skipped else ""))
+        notes = "".join(f"; {note}" for note in (skipped, found.ignored_summary()) if note)
+        print(f"imported {added} new feeds into {path} ({len(feeds) - added} already there){notes}")
         return 0
     with _aggregator(args) as agg:
         health = agg.feeds()

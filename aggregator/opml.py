@@ -179,6 +179,7 @@ class OpmlImport:
 
     feeds: list[FeedConfig]
     skipped: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)  # our own attributes that did not validate, by name
 
     def skipped_summary(self) -> str | None:
         """``skipped 3 outlines: 2 without xmlUrl, 1 not http(s)``, or None when nothing was skipped."""
@@ -188,6 +189,14 @@ class OpmlImport:
         ordered = sorted(self.skipped.items(), key=lambda item: (-item[1], SKIP_REASONS.index(item[0])))
         reasons = ", ".join(f"{count} {reason}" for reason, count in ordered)
         return f"skipped {total} outline{'s' if total > 1 else ''}: {reasons}"
+
+    def ignored_summary(self) -> str | None:
+        """``ignored 2 invalid settings: 2 aggregatorInterval``, or None."""
+        total = sum(self.ignored.values())
+        if not total:
+            return None
+        names = ", ".join(f"{count} {name}" for name, count in sorted(self.ignored.items()))
+        return f"ignored {total} invalid setting{'s' if total > 1 else ''}: {names}"
 
 
 def _unusable_url(url: str | None) -> str:
@@ -220,6 +229,7 @@ def read_opml(data: bytes | str) -> OpmlImport:
         raise OpmlError("OPML document has no <body>")
     found: list[tuple[ET.Element, list[str]]] = []
     skipped: Counter[str] = Counter()
+    ignored: Counter[str] = Counter()
     _walk(body, [], found, 0, skipped)
 
     feeds: list[FeedConfig] = []
@@ -245,26 +255,31 @@ def read_opml(data: bytes | str) -> OpmlImport:
         except ValidationError:
             skipped[INVALID] += 1
             continue
-        feed = _with_own_settings(feed, outline)
+        feed = _with_own_settings(feed, outline, ignored)
         seen_urls.add(key)
         names.add(name)
         feeds.append(feed)
-    return OpmlImport(feeds, skipped)
+    return OpmlImport(feeds, skipped, ignored)
 
 
-def _with_own_settings(feed: FeedConfig, outline: ET.Element) -> FeedConfig:
-    """``feed`` with the settings our own attributes carry; one that does not validate is left out."""
-    settings: dict[str, object] = {}
+def _with_own_settings(feed: FeedConfig, outline: ET.Element, ignored: Counter[str]) -> FeedConfig:
+    """``feed`` with the settings our own attributes carry; one that does not validate is left out (and
+    counted in ``ignored`` by attribute name)."""
+    settings: dict[str, tuple[str, object]] = {}
     if (interval := _attr(outline, _INTERVAL)) is not None:
-        settings["interval"] = clean_text(interval)
+        settings["interval"] = (_INTERVAL, clean_text(interval))
     for key, attribute in (("enabled", _ENABLED), ("full_text", _FULL_TEXT)):
-        value = (_attr(outline, attribute) or "").strip().lower()
-        if value in ("true", "false"):
-            settings[key] = value == "true"
-    for key, value in settings.items():
+        if (raw := _attr(outline, attribute)) is None:
+            continue
+        value = raw.strip().lower()
+        settings[key] = (attribute, value == "true" if value in ("true", "false") else value)
+    for key, (attribute, value) in settings.items():
         try:  # validated alone, so one bad attribute costs only itself
+            if isinstance(value, str) and key != "interval":
+                raise ValueError(value)  # only "true" and "false", never YAML's yes/no/on/off
             checked = FeedConfig(name=feed.name, url=feed.url, **{key: value})
-        except ValidationError:
+        except (ValidationError, ValueError):
+            ignored[attribute] += 1
             continue
         feed = feed.model_copy(update={key: getattr(checked, key)})
     return feed

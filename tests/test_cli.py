@@ -243,12 +243,13 @@ def test_feeds_import_says_what_it_skipped_and_refuses_an_opml_without_feeds(tmp
     opml = tmp_path / "in.opml"
     opml.write_text('<opml version="2.0"><body><outline text="A" xmlUrl="https://a.example/feed"/>'
                     '<outline text="B" xmlUrl="ftp://b.example/feed"/><outline text="C" htmlUrl="https://c.example/"/>'
-                    '<outline text="D" xmlUrl="https://d.example/feed"/><outline text="D again" '
-                    'xmlUrl="https://d.example/feed"/></body></opml>')
+                    '<outline text="D" xmlUrl="https://d.example/feed" aggregatorInterval="now"/>'
+                    '<outline text="D again" xmlUrl="https://d.example/feed"/></body></opml>')
     assert main(["--config", str(target), "feeds", "import", str(opml)]) == 0
     out = capsys.readouterr().out
     assert "imported 2 new feeds" in out
     assert "skipped 3 outlines: 1 without xmlUrl, 1 not http(s), 1 listed twice" in out
+    assert "ignored 1 invalid setting: 1 aggregatorInterval" in out
 
     opml.write_text('<opml version="2.0"><body><outline text="B" xmlUrl="ftp://b.example/feed"/></body></opml>')
     before = target.read_text()

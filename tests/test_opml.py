@@ -60,6 +60,9 @@ def test_own_attributes_that_do_not_validate_are_ignored():
            'aggregatorEnabled="maybe" aggregatorFullText="false"/></body></opml>')
     (imported,) = import_opml(doc)
     assert (imported.interval, imported.enabled, imported.full_text) == (None, True, False)
+    summary = opml.read_opml(doc).ignored_summary()
+    assert summary == "ignored 2 invalid settings: 1 aggregatorEnabled, 1 aggregatorInterval"
+    assert opml.read_opml(export_opml([feed("A", "https://a.example/feed", enabled=False)])).ignored_summary() is None
 
 
 NESTED = b"""<?xml version="1.0" encoding="UTF-8"?>
