@@ -283,6 +283,9 @@ class Poller:
                     row.url = moved
                 else:
                     log.warning("feed=%s moved permanently to %s: not stored (https to http)", row.name, moved)
+            if row.disabled_reason:  # a forced poll read it: whatever paused the feed is over
+                log.info("feed=%s resumed: read again after being %s", row.name, row.disabled_reason)
+                row.disabled_reason = None
             row.last_fetched_at = row.last_success_at = started
             row.last_status = response.status
             row.last_new_entries = new

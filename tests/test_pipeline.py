@@ -152,6 +152,15 @@ def test_feed_policies_parse_errors_gone_and_retry_after(tmp_path, site):
     poll_once(agg.engine, config, force=True)
     assert "gone" in _feed_row(agg).disabled_reason
 
+    site.put("/broken.xml", b'<rss version="2.0"><channel><title>t</title><item><title>Back</title></item>'
+             b"</channel></rss>", "application/rss+xml")
+    assert poll_once(agg.engine, config, force=True)[0].status == "ok"  # a forced poll that reads it un-pauses it
+    assert _feed_row(agg).disabled_reason is None
+    assert poll_once(agg.engine, config)[0].status == "not-modified"
+    site.route("/broken.xml", lambda h: (h.send_response(410), h.end_headers()))
+    poll_once(agg.engine, config, force=True)
+    assert "gone" in _feed_row(agg).disabled_reason
+
     resume_feed(agg.engine, "One")
 
     def busy(handler):
