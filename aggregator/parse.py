@@ -244,7 +244,9 @@ def _feedparser_entry(entry, base: str | None, now: datetime) -> ParsedEntry:
 
 
 def _looks_like_json_feed(content: bytes, content_type: str) -> bool:
-    head = content.lstrip()[:200]
+    head = content.lstrip()[:200].removeprefix(b"\xef\xbb\xbf").lstrip()
+    if head.startswith(b"<"):  # XML sent as application/json by a misconfigured server is still read
+        return False
     return content_type.startswith(JSON_FEED_TYPES) or (head.startswith(b"{") and b"jsonfeed.org" in content[:2000])
 
 

@@ -172,3 +172,10 @@ def test_json_feed_without_a_list_of_items_says_so():
     assert feed.entries == [] and feed.warning == "JSON Feed without a list of items ('items' is an object)"
     doc = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "T"}).encode()
     assert "'items' is missing" in parse_feed(doc, {"content-type": "application/feed+json"}).warning
+
+
+def test_an_rss_document_labelled_json_is_read_as_rss():
+    feed = parse_feed(RSS, {"content-type": "application/json"}, "https://example.com/feed")
+    assert feed.title == "Example & Co" and len(feed.entries) == 3
+    with pytest.raises(ParseError, match="not a JSON Feed"):
+        parse_feed(b"[1, 2]", {"content-type": "application/json"})
