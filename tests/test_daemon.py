@@ -139,3 +139,26 @@ def test_a_digest_folder_that_cannot_be_written_is_one_log_line(tmp_path, caplog
     (record,) = [r for r in caplog.records if r.name == "aggregator.daemon"]
     assert record.levelname == "ERROR" and record.exc_info is None
     assert record.getMessage().startswith("digest failed: ") and "Not a directory" in record.getMessage()
+
+
+def test_a_database_error_in_maintenance_is_one_log_line(tmp_path, caplog, monkeypatch):
+    import asyncio
+    import logging
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from aggregator import scheduler
+    from aggregator.config import parse_config
+
+    def full(*_args):
+        raise OperationalError("UPDATE story", {}, sqlite3.OperationalError("database or disk is full"))
+
+    monkeypatch.setattr(scheduler, "maintain", full)
+    daemon = scheduler.Daemon(open_database(f"sqlite:///{tmp_path}/m.db"), parse_config("feeds: []\n"))
+    with caplog.at_level(logging.INFO, logger="aggregator.daemon"):
+        asyncio.run(daemon._maintenance_job())
+    (record,) = [r for r in caplog.records if r.name == "aggregator.daemon"]
+    assert record.exc_info is None
+    assert record.getMessage() == ("maintenance failed: database error: database or disk is full "
+                                   "(will retry at the next run)")
