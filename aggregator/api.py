@@ -18,6 +18,7 @@ from .store import DATABASE_ENV, DaemonLock, open_database
 
 if TYPE_CHECKING:  # the clustering engine (numpy, datasketch) is imported by the methods that run it
     from .cluster import Signal
+    from .pipeline import PollResult
 
 
 def resolve_database(database: str | None, config: Config | None) -> str:
@@ -119,8 +120,10 @@ class Aggregator:
 
     # ---- writing ----------------------------------------------------------------------------------------
 
-    def poll(self, names: list[str] | None = None, force: bool = False):
-        """One pass over the configured feeds (all enabled ones, or those named).
+    def poll(self, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
+        """One pass over the configured feeds (all enabled ones, or those named); each result says whether the
+        feed was polled (``ok``, ``not-modified``), failed (``error``) or not fetched (``skipped``: resting after
+        failures, ``disabled``: paused), and how many articles it stored.
 
         Takes the same lock as the daemon: one writer per database, so a running daemon makes this refuse.
         """

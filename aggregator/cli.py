@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import shutil
 import sys
 import textwrap
@@ -200,10 +201,25 @@ def cmd_poll(args: argparse.Namespace) -> int:
     agg = _aggregator(args, config_required=True)
     _setup_logging(args, agg.config)
     results = agg.poll(args.feed, force=args.force)
-    new = sum(r.new_entries for r in results)
+    if not results:
+        raise CommandError(f"no feeds to poll: {agg.config.path or 'the config'} lists no enabled feed")
+    new = sum(r.new_entries for r in results)  # what was committed, also by a poll that then failed
     failed = [r for r in results if r.status == "error"]
-    print(f"polled {len(results)} feeds: {new} new articles, {len(failed)} failed")
-    return 0 if len(failed) < len(results) or not results else 1
+    skipped = [r for r in results if not r.polled and r.status != "error"]
+    polled = len(results) - len(failed) - len(skipped)
+    problems = f"; {len(failed)} failed, {len(skipped)} skipped" if failed or skipped else ""
+    print(f"polled {polled} of {len(results)} feeds: {new} new articles{problems}")
+    for r in failed:
+        print(f"aggregator: {clean_text(r.feed)}: failed: {clean_text(r.error or 'unknown error')}", file=sys.stderr)
+    for r in skipped:
+        hint = "--force polls it now" if r.status == "skipped" else f"aggregator feeds resume {shlex.quote(r.feed)}"
+        print(f"aggregator: {clean_text(r.feed)}: skipped: {clean_text(r.error or r.status)} ({clean_text(hint)})",
+              file=sys.stderr)
+    for r in results:
+        if r.polled and r.unreadable_entries:
+            print(f"aggregator: {clean_text(r.feed)}: polled, but {r.unreadable_entries} of its entries could not be "
+                  "read", file=sys.stderr)
+    return 1 if failed or skipped else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -320,10 +336,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     window = config.settings.story_window if config else 3 * 86400
     try:
         rows = read_rows(args.file)
+        with _progress_bar(len(rows), "replaying", "articles") as progress:
+            report = replay(rows, database=getattr(args, "database", None), window_seconds=window, progress=progress)
     except (OSError, ReplayError) as exc:
         raise CommandError(str(exc)) from None
-    with _progress_bar(len(rows), "replaying", "articles") as progress:
-        report = replay(rows, database=getattr(args, "database", None), window_seconds=window, progress=progress)
     if args.out:
         write_predictions(report, args.out)
     for line in summary_lines(report):
@@ -333,7 +349,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_feeds(args: argparse.Namespace) -> int:
     from .config import DEFAULT_CONFIG_PATH
-    from .opml import OpmlError, export_opml, import_opml, merge_feeds_into_yaml
+    from .opml import OpmlError, export_opml, merge_feeds_into_yaml, read_opml
 
     if args.action == "export":
         config = _config(args, required=True)
@@ -354,13 +370,17 @@ def cmd_feeds(args: argparse.Namespace) -> int:
             raise CommandError("feeds import needs an OPML file")
         path = Path(getattr(args, "config", None) or DEFAULT_CONFIG_PATH)
         try:
-            feeds = import_opml(Path(args.file).read_bytes())
+            found = read_opml(Path(args.file).read_bytes())
         except (OSError, OpmlError) as exc:
             raise CommandError(f"{args.file}: {exc}") from None
+        feeds, skipped = found.feeds, found.skipped_summary()
+        if not feeds:
+            raise CommandError(f"{args.file}: no feeds to import" + (f" ({skipped})" if skipped else ""))
         current = path.read_text(encoding="utf-8") if path.exists() else "feeds:\n"
         updated, added = merge_feeds_into_yaml(current, feeds)
         path.write_text(updated, encoding="utf-8")
-        print(f"imported {added} new feeds into {path} ({len(feeds) - added} already there)")
+        notes = "".join(f"; {note}" for note in (skipped, found.ignored_summary()) if note)
+        print(f"imported {added} new feeds into {path} ({len(feeds) - added} already there){notes}")
         return 0
     with _aggregator(args) as agg:
         health = agg.feeds()

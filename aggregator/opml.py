@@ -8,6 +8,8 @@ carrying a DOCTYPE or entity declaration before anything in it is expanded.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 from xml.parsers import expat
 
@@ -149,7 +151,8 @@ def _dedup(items: list[str]) -> list[str]:
     return out
 
 
-def _walk(elem: ET.Element, folders: list[str], out: list[tuple[ET.Element, list[str]]], depth: int) -> None:
+def _walk(elem: ET.Element, folders: list[str], out: list[tuple[ET.Element, list[str]]], depth: int,
+          skipped: Counter[str]) -> None:
     if depth > _MAX_DEPTH:
         raise OpmlError(f"OPML outlines nested more than {_MAX_DEPTH} levels deep")
     for child in elem:
@@ -158,12 +161,62 @@ def _walk(elem: ET.Element, folders: list[str], out: list[tuple[ET.Element, list
         if _attr(child, "xmlUrl") is not None:
             out.append((child, folders))
             continue
+        if not any(_local(grandchild.tag) == "outline" for grandchild in child):
+            skipped[WITHOUT_URL] += 1  # neither a feed nor a folder with anything in it
+            continue
         label = clean_text(_attr(child, "text") or _attr(child, "title"))
-        _walk(child, folders + [label] if label else folders, out, depth + 1)
+        _walk(child, folders + [label] if label else folders, out, depth + 1, skipped)
+
+
+SKIP_REASONS = WITHOUT_URL, NOT_HTTP, BAD_URL, TWICE, INVALID = (
+    "without xmlUrl", "not http(s)", "not a valid URL", "listed twice", "not a valid feed"
+)
+
+
+@dataclass
+class OpmlImport:
+    """The feeds an OPML document lists, and how many outlines were left out, by reason."""
+
+    feeds: list[FeedConfig]
+    skipped: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)  # our own attributes that did not validate, by name
+
+    def skipped_summary(self) -> str | None:
+        """``skipped 3 outlines: 2 without xmlUrl, 1 not http(s)``, or None when nothing was skipped."""
+        total = sum(self.skipped.values())
+        if not total:
+            return None
+        ordered = sorted(self.skipped.items(), key=lambda item: (-item[1], SKIP_REASONS.index(item[0])))
+        reasons = ", ".join(f"{count} {reason}" for reason, count in ordered)
+        return f"skipped {total} outline{'s' if total > 1 else ''}: {reasons}"
+
+    def ignored_summary(self) -> str | None:
+        """``ignored 2 invalid settings: 2 aggregatorInterval``, or None."""
+        total = sum(self.ignored.values())
+        if not total:
+            return None
+        names = ", ".join(f"{count} {name}" for name, count in sorted(self.ignored.items()))
+        return f"ignored {total} invalid setting{'s' if total > 1 else ''}: {names}"
+
+
+def _unusable_url(url: str | None) -> str:
+    """Why ``url`` (refused by :func:`safe_url`) cannot be a feed's address."""
+    if not url or not url.strip():
+        return WITHOUT_URL
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return BAD_URL
+    return BAD_URL if scheme in ("http", "https") else NOT_HTTP
 
 
 def import_opml(data: bytes | str) -> list[FeedConfig]:
-    """Feeds listed in an OPML document.
+    """Feeds listed in an OPML document (see :func:`read_opml`)."""
+    return read_opml(data).feeds
+
+
+def read_opml(data: bytes | str) -> OpmlImport:
+    """Feeds listed in an OPML document, with the outlines left out counted by reason.
 
     Folders become tags (together with any ``category`` attribute), outlines without an http(s)
     ``xmlUrl`` are skipped, a URL listed twice is kept once and clashing names get `` (2)``, `` (3)``...
@@ -175,7 +228,9 @@ def import_opml(data: bytes | str) -> list[FeedConfig]:
     if body is None:
         raise OpmlError("OPML document has no <body>")
     found: list[tuple[ET.Element, list[str]]] = []
-    _walk(body, [], found, 0)
+    skipped: Counter[str] = Counter()
+    ignored: Counter[str] = Counter()
+    _walk(body, [], found, 0, skipped)
 
     feeds: list[FeedConfig] = []
     seen_urls: set[str] = set()
@@ -183,9 +238,11 @@ def import_opml(data: bytes | str) -> list[FeedConfig]:
     for outline, folders in found:
         url = safe_url(_attr(outline, "xmlUrl"))
         if url is None:
+            skipped[_unusable_url(_attr(outline, "xmlUrl"))] += 1
             continue
         key = _url_key(url)
         if key in seen_urls:
+            skipped[TWICE] += 1
             continue
         categories = []
         for category in (_attr(outline, "category") or "").split(","):
@@ -196,27 +253,33 @@ def import_opml(data: bytes | str) -> list[FeedConfig]:
         try:
             feed = FeedConfig(name=name, url=url, tags=tags)
         except ValidationError:
+            skipped[INVALID] += 1
             continue
-        feed = _with_own_settings(feed, outline)
+        feed = _with_own_settings(feed, outline, ignored)
         seen_urls.add(key)
         names.add(name)
         feeds.append(feed)
-    return feeds
+    return OpmlImport(feeds, skipped, ignored)
 
 
-def _with_own_settings(feed: FeedConfig, outline: ET.Element) -> FeedConfig:
-    """``feed`` with the settings our own attributes carry; one that does not validate is left out."""
-    settings: dict[str, object] = {}
+def _with_own_settings(feed: FeedConfig, outline: ET.Element, ignored: Counter[str]) -> FeedConfig:
+    """``feed`` with the settings our own attributes carry; one that does not validate is left out (and
+    counted in ``ignored`` by attribute name)."""
+    settings: dict[str, tuple[str, object]] = {}
     if (interval := _attr(outline, _INTERVAL)) is not None:
-        settings["interval"] = clean_text(interval)
+        settings["interval"] = (_INTERVAL, clean_text(interval))
     for key, attribute in (("enabled", _ENABLED), ("full_text", _FULL_TEXT)):
-        value = (_attr(outline, attribute) or "").strip().lower()
-        if value in ("true", "false"):
-            settings[key] = value == "true"
-    for key, value in settings.items():
+        if (raw := _attr(outline, attribute)) is None:
+            continue
+        value = raw.strip().lower()
+        settings[key] = (attribute, value == "true" if value in ("true", "false") else value)
+    for key, (attribute, value) in settings.items():
         try:  # validated alone, so one bad attribute costs only itself
+            if isinstance(value, str) and key != "interval":
+                raise ValueError(value)  # only "true" and "false", never YAML's yes/no/on/off
             checked = FeedConfig(name=feed.name, url=feed.url, **{key: value})
-        except ValidationError:
+        except (ValidationError, ValueError):
+            ignored[attribute] += 1
             continue
         feed = feed.model_copy(update={key: getattr(checked, key)})
     return feed

@@ -244,7 +244,9 @@ def _feedparser_entry(entry, base: str | None, now: datetime) -> ParsedEntry:
 
 
 def _looks_like_json_feed(content: bytes, content_type: str) -> bool:
-    head = content.lstrip()[:200]
+    head = content.lstrip()[:200].removeprefix(b"\xef\xbb\xbf").lstrip()
+    if head.startswith(b"<"):  # XML sent as application/json by a misconfigured server is still read
+        return False
     return content_type.startswith(JSON_FEED_TYPES) or (head.startswith(b"{") and b"jsonfeed.org" in content[:2000])
 
 
@@ -256,11 +258,13 @@ def _parse_json_feed(content: bytes, base: str | None, now: datetime) -> ParsedF
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith("https://jsonfeed.org/version/"):
         raise ParseError("parse: JSON document is not a JSON Feed (no jsonfeed.org version)")
     feed = ParsedFeed(
-        title=html_to_text(str(doc.get("title") or ""))[:1000],
-        site_url=canonical_url(doc.get("home_page_url") if isinstance(doc.get("home_page_url"), str) else None),
+        title=html_to_text(_json_text(doc.get("title"), numbers=True))[:1000],
+        site_url=canonical_url(_json_text(doc.get("home_page_url")) or None),
         format=clean_text("json" + str(doc["version"]).rsplit("/", 1)[-1])[:20],
     )
     items = doc.get("items") if isinstance(doc.get("items"), list) else []
+    if not isinstance(doc.get("items"), list):
+        feed.warning = f"JSON Feed without a list of items ('items' is {_json_kind(doc.get('items'))})"
     if len(items) > MAX_ENTRIES:
         feed.warning = f"feed cut after {MAX_ENTRIES} entries: more than {MAX_ENTRIES} entries"
         items = items[:MAX_ENTRIES]
@@ -271,16 +275,16 @@ def _parse_json_feed(content: bytes, base: str | None, now: datetime) -> ParsedF
             authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else [])
             if not isinstance(authors, list):
                 authors = []
-            author = ", ".join(str(a["name"]) for a in authors if isinstance(a, dict) and a.get("name"))
-            summary = item.get("summary") or ""
-            content_html = item.get("content_html") or html.escape(item.get("content_text") or "")
+            names = (_json_text(a.get("name")) for a in authors if isinstance(a, dict))
+            author = ", ".join(name for name in names if name)
+            content_html = _json_text(item.get("content_html")) or html.escape(_json_text(item.get("content_text")))
             feed.entries.append(
                 _build_entry(
-                    guid=str(item["id"])[:500] if item.get("id") is not None else None,
-                    link=item.get("url") if isinstance(item.get("url"), str) else None,
-                    title=str(item.get("title") or ""),
-                    summary_html=html.escape(summary) if isinstance(summary, str) else "",
-                    content_html=content_html if isinstance(content_html, str) else "",
+                    guid=_json_text(item.get("id"), numbers=True)[:500] or None,
+                    link=_json_text(item.get("url")) or None,
+                    title=_json_text(item.get("title"), numbers=True),
+                    summary_html=html.escape(_json_text(item.get("summary"))),
+                    content_html=content_html,
                     author=author or None,
                     published=_json_time(item.get("date_published") or item.get("date_modified")),
                     base=base,
@@ -291,6 +295,22 @@ def _parse_json_feed(content: bytes, base: str | None, now: datetime) -> ParsedF
             feed.skipped += 1
             log.debug("skipped a JSON Feed item: %s", exc)
     return feed
+
+
+def _json_text(value: object, numbers: bool = False) -> str:
+    """A JSON Feed string field as text: an object, a list, a boolean or null is no text and reads as absent
+    (never as its Python repr); a number is text where ``numbers`` (ids and titles such as 2024)."""
+    if isinstance(value, str):
+        return value
+    if numbers and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "missing or null"
+    return {dict: "an object", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
 def _json_time(value) -> datetime | None:

@@ -37,12 +37,26 @@ PAUSE_AFTER_FAILING = timedelta(days=3)  # a feed failing this long is paused ra
 @dataclass
 class PollResult:
     feed: str
-    status: str  # "ok", "not-modified", "error", "skipped", "disabled"
+    status: str  # "ok", "not-modified", "error", "skipped" (resting), "disabled" (paused)
     http_status: int | None = None
-    new_entries: int = 0
+    new_entries: int = 0  # articles committed by this poll, also when it then ended in an error
     seen_entries: int = 0
     duration: float = 0.0
-    error: str | None = None
+    error: str | None = None  # why it failed, or why it was skipped
+    unreadable_entries: int = 0  # entries of the feed that could not be read (no title, link or text...)
+    warning: str | None = None  # what was wrong with a feed that still yielded entries
+
+    @property
+    def polled(self) -> bool:
+        """The feed was read (or the server said nothing changed); False when it failed or was not fetched."""
+        return self.status in ("ok", "not-modified")
+
+
+@dataclass
+class _Progress:
+    """What one poll has committed so far, readable after the poll failed half-way."""
+
+    stored: int = 0
 
 
 def database_error(exc: OperationalError) -> str:
@@ -112,8 +126,11 @@ class Poller:
         return self._ingestor
 
     async def poll(self, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
-        """Poll the named feeds (all enabled ones by default) concurrently."""
-        feeds = [self.config.feed(n) for n in names] if names else [f for f in self.config.feeds if f.enabled]
+        """Poll the named feeds (all enabled ones by default) concurrently; a name given twice is polled once."""
+        if names:
+            feeds = [self.config.feed(n) for n in dict.fromkeys(names)]
+        else:
+            feeds = [f for f in self.config.feeds if f.enabled]
         try:
             sync_feeds(self.engine, self.config)
         except OperationalError as exc:
@@ -133,27 +150,31 @@ class Poller:
     async def poll_feed(self, feed: FeedConfig, force: bool = False) -> PollResult:
         """One poll of one feed; never raises, so one feed cannot stop the others or the scheduler."""
         started = time.monotonic()
+        progress = _Progress()
         try:
-            result = await self._poll_feed(feed, force)
+            result = await self._poll_feed(feed, force, progress)
         except OperationalError as exc:
-            # A full disk, a read-only file, a lost server: nothing half-written was committed; the next
-            # scheduled poll tries again.
-            reason = database_error(exc)
+            # A full disk, a read-only file, a lost server: nothing half-written was committed (each article
+            # is its own transaction, so those stored before the error stay); the next poll tries again.
+            reason = database_error(exc) + _stored_before(progress)
             log.error("feed=%s not stored: database error: %s (will retry at the next poll)", feed.name, reason)
-            result = PollResult(feed.name, "error", error=f"database error: {reason}")
+            result = PollResult(feed.name, "error", new_entries=progress.stored, error=f"database error: {reason}")
         except Exception as exc:  # a bug: logged, and the daemon goes on
             log.exception("feed=%s poll failed", feed.name)
-            result = PollResult(feed.name, "error", error=f"{type(exc).__name__}: {exc}")
+            result = PollResult(feed.name, "error", new_entries=progress.stored,
+                                error=f"{type(exc).__name__}: {exc}{_stored_before(progress)}")
         result.duration = time.monotonic() - started
         log.log(
-            logging.WARNING if result.status == "error" else logging.INFO,
-            "feed=%s status=%s http=%s new=%d seen=%d duration=%.2fs%s",
+            logging.WARNING if result.status == "error" or result.unreadable_entries else logging.INFO,
+            "feed=%s status=%s http=%s new=%d seen=%d duration=%.2fs%s%s%s",
             feed.name, result.status, result.http_status, result.new_entries, result.seen_entries,
             result.duration, f" error={result.error}" if result.error else "",
+            f" unreadable={result.unreadable_entries}" if result.unreadable_entries else "",
+            f" warning={result.warning}" if result.warning else "",
         )
         return result
 
-    async def _poll_feed(self, feed: FeedConfig, force: bool) -> PollResult:
+    async def _poll_feed(self, feed: FeedConfig, force: bool, progress: _Progress) -> PollResult:
         row = self._feed_row(feed.name)
         if row.disabled_reason and not force:
             return PollResult(feed.name, "disabled", error=row.disabled_reason)
@@ -175,9 +196,11 @@ class Poller:
         entries = newest_entries(parsed.entries, self.settings.max_entries_per_feed)
         fresh = self._unseen(feed.name, entries)
         items = await asyncio.gather(*(self._prepare(feed, row.id, parsed.title, e) for e in fresh))
-        stored = await self._store(items)
+        stored = await self._store(items, progress)
         self._update_feed_meta(row.id, parsed.title, parsed.site_url)
-        return self._record_success(row.id, started, response, stored, len(entries))
+        result = self._record_success(row.id, started, response, stored, len(entries))
+        result.unreadable_entries, result.warning = parsed.skipped, parsed.warning
+        return result
 
     def _feed_row(self, name: str) -> Feed:
         with Session(self.engine) as session:
@@ -239,22 +262,23 @@ class Poller:
             extract_from_html, decode_html(page), page.url, timeout=self.settings.extract_timeout
         )
 
-    async def _store(self, items: list[Incoming]) -> int:
-        """Store the new articles oldest first, one short transaction each."""
+    async def _store(self, items: list[Incoming], progress: _Progress) -> int:
+        """Store the new articles oldest first, one short transaction each; ``progress`` counts the commits,
+        so a poll that fails half-way still reports the articles it stored."""
         items = sorted(items, key=lambda i: (i.published or datetime.max, i.external_id))
-        stored = 0
         async with self._write_lock:
             if items and self._ingestor is None:  # loading reads every open article: not on the event loop
                 await asyncio.to_thread(lambda: self.ingestor)
             for item in items:
                 try:
                     with session_scope(self.engine) as session:
-                        stored += self.ingestor.ingest(session, item) is not None
+                        stored = self.ingestor.ingest(session, item) is not None
                 except Exception:
                     # The engine already counted the article: bring it back in step with what was committed.
                     self.ingestor.reload()
                     raise
-        return stored
+                progress.stored += stored
+        return progress.stored
 
     def _update_feed_meta(self, feed_id: int, title: str, site_url: str | None) -> None:
         with session_scope(self.engine) as session:
@@ -277,6 +301,9 @@ class Poller:
                     row.url = moved
                 else:
                     log.warning("feed=%s moved permanently to %s: not stored (https to http)", row.name, moved)
+            if row.disabled_reason:  # a forced poll read it: whatever paused the feed is over
+                log.info("feed=%s resumed: read again after being %s", row.name, row.disabled_reason)
+                row.disabled_reason = None
             row.last_fetched_at = row.last_success_at = started
             row.last_status = response.status
             row.last_new_entries = new
@@ -323,6 +350,10 @@ class Poller:
         duration = int((utcnow() - started).total_seconds() * 1000)
         return FetchLog(feed_id=feed_id, started_at=started, duration_ms=duration, status=status, new_entries=new,
                         error=error)
+
+
+def _stored_before(progress: _Progress) -> str:
+    return f" (after storing {progress.stored} new articles)" if progress.stored else ""
 
 
 def resume_feed(engine: Engine, name: str) -> bool:

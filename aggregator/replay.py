@@ -64,31 +64,94 @@ class ReplayReport:
         return self.articles / self.cluster_seconds if self.cluster_seconds else 0.0
 
 
+REQUIRED_FIELDS = ("id", "title", "source")
+LAST_YEAR = 9000  # the story window and arrival times are added to a time: 9999-12-31 would overflow
+MAX_REPORTED = 5  # problems named in the error; the rest are counted
+
+
 def read_rows(path: str | Path) -> list[ReplayRow]:
+    """Every article of a replay file, checked before any is replayed: a bad line raises :class:`ReplayError`
+    naming the file, the line and the field (and how many other lines have problems)."""
     rows: list[ReplayRow] = []
-    seen: set[str] = set()
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    first_line: dict[str, int] = {}
+    problems: list[str] = []
+    with open(path, "rb") as handle:
+        for number, data in enumerate(handle, 1):
+            try:
+                line = data.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                problems.append(f"{number}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+                continue
             if not line.strip():
                 continue
             try:
-                raw = json.loads(line)
-                row = ReplayRow(
-                    id=str(raw["id"]),
-                    title=str(raw.get("title") or ""),
-                    text=str(raw.get("text") or ""),
-                    published=parse_time(raw.get("published")),
-                    source=str(raw.get("source") or ""),
-                    url=raw.get("url") or None,
-                    story=None if raw.get("story") is None else str(raw["story"]),
-                )
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                raise ReplayError(f"{path}:{number}: not a replay article: {exc}") from None
-            if row.id in seen:
-                raise ReplayError(f"{path}:{number}: id {row.id!r} appears twice")
-            seen.add(row.id)
+                row = _row(line)
+            except ReplayError as exc:
+                problems.append(f"{number}: {exc}")
+                continue
+            if row.id in first_line:
+                problems.append(f"{number}: id {row.id!r} appears twice (first on line {first_line[row.id]})")
+                continue
+            first_line[row.id] = number
             rows.append(row)
+    if problems:
+        more = len(problems) - MAX_REPORTED
+        listed = "; line ".join(problems[:MAX_REPORTED]) + (f" (and {more} more problems)" if more > 0 else "")
+        raise ReplayError(f"{path}:{listed}")
+    if not rows:
+        raise ReplayError(f"{path}: no articles in the file")
     return rows
+
+
+def _row(line: str) -> ReplayRow:
+    try:
+        raw = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise ReplayError(f"not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ReplayError(f"expected a JSON object, got {_kind(raw)}")
+    missing = [name for name in REQUIRED_FIELDS if name not in raw]
+    if missing:
+        raise ReplayError(f"missing field{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
+    published = _text(raw, "published")
+    when = parse_time(published) if published else None
+    if published and when is None:
+        raise ReplayError(f"field 'published' is not an ISO 8601 time: {published[:60]!r}")
+    if when is not None and when.year >= LAST_YEAR:
+        raise ReplayError(f"field 'published' is past the year {LAST_YEAR}: {published[:60]!r}")
+    identity = _text(raw, "id", numbers=True, null=False)
+    if not identity.strip():
+        raise ReplayError("field 'id' is empty")
+    return ReplayRow(
+        id=identity,
+        title=_text(raw, "title", null=False),
+        text=_text(raw, "text") or "",
+        published=when,
+        source=_text(raw, "source") or "",
+        url=_text(raw, "url") or None,
+        story=_text(raw, "story", numbers=True),
+    )
+
+
+def _text(raw: dict, name: str, numbers: bool = False, null: bool = True) -> str | None:
+    """Field ``name`` as text: a string (or a number where ``numbers``); None when absent or null and ``null``."""
+    value = raw.get(name)
+    if value is None and null:
+        return None
+    if isinstance(value, str):
+        return value
+    if numbers and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    wanted = ("a string or a number" if numbers else "a string") + (" or null" if null else "")
+    raise ReplayError(f"field {name!r} must be {wanted}, got {_kind(value)}")
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
 
 
 def in_time_order(rows: list[ReplayRow]) -> list[ReplayRow]:
@@ -102,10 +165,14 @@ def in_time_order(rows: list[ReplayRow]) -> list[ReplayRow]:
     return [row for _, _, row in keyed]
 
 
+def _source_key(row: ReplayRow) -> str:
+    return f"replay:{row.source or 'unknown'}"
+
+
 def _incoming(row: ReplayRow, arrival: datetime) -> Incoming:
     source = row.source or "unknown"
     return Incoming(
-        source_key=f"replay:{source}",
+        source_key=_source_key(row),
         external_id=row.id,
         source=source,
         title=row.title,
@@ -137,6 +204,9 @@ def replay(
 
 
 def _replay(engine, rows: list[ReplayRow], window_seconds: float, progress: Progress | None) -> ReplayReport:
+    if already := _already_stored(engine, rows):
+        raise ReplayError(f"the database already holds {already} of these {len(rows)} articles (replayed before?): "
+                          "replay into a new database, or leave out --database for a temporary one")
     ingestor = Ingestor(engine, settings_for(window_seconds))
     ingestor.reload()
     ordered = in_time_order(rows)
@@ -171,7 +241,19 @@ def _replay(engine, rows: list[ReplayRow], window_seconds: float, progress: Prog
     gold = {row.id: row.story for row in rows if row.story is not None}
     if gold and len(gold) == len(rows):
         report.scores = score(gold, {k: str(v) for k, v in predictions.items()})
+    elif gold:
+        report.extra["unscored"] = f"no scores: {len(rows) - len(gold)} of {len(rows)} articles have no 'story'"
     return report
+
+
+def _already_stored(engine, rows: list[ReplayRow]) -> int:
+    """How many of ``rows`` the database holds already (a replay into the database it filled before)."""
+    with Session(engine) as session:
+        stored = set(session.exec(select(Article.source_key, Article.external_id)
+                                  .where(Article.source_key.startswith("replay:"))).all())
+    if not stored:
+        return 0
+    return sum((_source_key(row), row.id) in stored for row in rows)
 
 
 def _pairs(n: int) -> int:
@@ -212,6 +294,8 @@ def write_predictions(report: ReplayReport, path: str | Path) -> None:
 
 def summary_lines(report: ReplayReport) -> Iterator[str]:
     yield f"articles {report.articles}, predicted stories {report.stories}"
+    if "unscored" in report.extra:
+        yield report.extra["unscored"]
     s = report.scores
     if s:
         yield f"gold stories {int(s['gold_clusters'])}"

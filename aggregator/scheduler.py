@@ -18,13 +18,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import delete
 
 from .config import Config, FeedConfig
 from .digest import render_digest
 from .fetch import Fetcher
 from .models import FetchLog, Story, utcnow
-from .pipeline import Poller
+from .pipeline import Poller, database_error
 from .query import build_digest
 from .store import DaemonLock, session_scope
 
@@ -75,14 +76,28 @@ class Daemon:
             self.scheduler.start()
             log.info("daemon started: %d feeds", sum(f.enabled for f in self.config.feeds))
             await self._stop.wait()
-            log.info("stopping")
-            self.scheduler.shutdown(wait=False)
-            await self._cancel_running_jobs()
+            await self._shut_down()
         log.info("stopped")
 
     def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
+
+    async def _shut_down(self) -> None:
+        """Stop the scheduler and cancel the jobs in flight, saying so once rather than once per job."""
+        running = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+        if running:
+            log.info("stopping: cancelling %d jobs in flight (articles already stored are kept)", len(running))
+        else:
+            log.info("stopping")
+        quiet = _QuietCancellation()
+        executors = logging.getLogger("apscheduler.executors.default")
+        executors.addFilter(quiet)
+        try:
+            self.scheduler.shutdown(wait=False)
+            await self._cancel_running_jobs()
+        finally:
+            executors.removeFilter(quiet)
 
     async def _cancel_running_jobs(self) -> None:
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
@@ -128,8 +143,8 @@ class Daemon:
             self.poller.ingestor.clusterer.expire()
             if closed:
                 log.info("maintenance: closed %d stories", closed)
-        except Exception:
-            log.exception("maintenance failed")
+        except Exception as exc:
+            _log_job_failure("maintenance", exc)
 
     async def _digest_job(self) -> None:
         try:
@@ -137,8 +152,27 @@ class Daemon:
             day = datetime.now(ZoneInfo(self.config.settings.timezone)).date() - timedelta(days=1)
             path = await asyncio.to_thread(write_digest, self.engine, self.config, day)
             log.info("digest written to %s", path)
-        except Exception:
-            log.exception("digest failed")
+        except Exception as exc:
+            _log_job_failure("digest", exc)
+
+
+def _log_job_failure(job: str, exc: Exception) -> None:
+    """One line for what a person can fix (a folder that cannot be written, a full disk, a database that is
+    down); a traceback only for a bug. The job runs again at its next turn."""
+    if isinstance(exc, OperationalError):
+        log.error("%s failed: database error: %s (will retry at the next run)", job, database_error(exc))
+    elif isinstance(exc, OSError):
+        log.error("%s failed: %s (will retry at the next run)", job, exc)
+    else:
+        log.exception("%s failed", job)
+
+
+class _QuietCancellation(logging.Filter):
+    """Drops APScheduler's report of a job cancelled at shutdown (a traceback per job, by design of the
+    executor): the daemon has already said once that it is cancelling the polls in flight."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
 
 
 def maintain(engine: Engine, config: Config) -> int:

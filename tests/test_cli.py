@@ -28,8 +28,8 @@ def test_bad_config_names_key_and_line_and_exits_2(tmp_path, capsys):
 def test_deprecated_setting_warns_on_stderr_with_its_line(tmp_path, capsys):
     config = tmp_path / "feeds.yaml"
     config.write_text("settings:\n  allow_private_networks: true\nfeeds: []\n")
-    assert main(["--config", str(config), "--database", f"sqlite:///{tmp_path}/w.db", "poll"]) == 0
-    [line] = capsys.readouterr().err.splitlines()
+    assert main(["--config", str(config), "--database", f"sqlite:///{tmp_path}/w.db", "poll"]) == 1  # no feeds
+    line = capsys.readouterr().err.splitlines()[0]
     assert line.startswith(f"aggregator: warning: {config}:2: settings.allow_private_networks is deprecated")
     assert "allowed_networks" in line
 
@@ -135,7 +135,7 @@ def test_replay_scores_a_labelled_file(tmp_path, capsys):
 
 def test_replay_rejects_a_bad_line(tmp_path, capsys):
     data = tmp_path / "bad.jsonl"
-    data.write_text('{"id": "a", "title": "x"}\nnot json\n')
+    data.write_text('{"id": "a", "title": "x", "source": null}\nnot json\n')
     assert main(["replay", str(data)]) == 1
     assert "bad.jsonl:2" in capsys.readouterr().err
 
@@ -161,3 +161,130 @@ def test_poll_refuses_while_a_daemon_holds_the_database(tmp_path, demo_config_fi
         assert main(["--config", str(demo_config_file), "--database", database, "poll"]) == 1
     assert "already running" in capsys.readouterr().err
     assert main(["--config", str(demo_config_file), "--database", database, "poll"]) == 0
+
+
+def test_poll_exit_status_and_a_line_per_problem_feed(tmp_path, demo_site, demo_config_file, capsys):
+    """0 when every feed was polled; 1 with a line naming the feed and why when one failed or was skipped."""
+    common = ["--config", str(demo_config_file), "--database", f"sqlite:///{tmp_path}/status.db"]
+    assert main([*common, "poll"]) == 0
+    captured = capsys.readouterr()
+    assert "polled 3 of 3 feeds" in captured.out and "failed" not in captured.out
+
+    demo_site.remove("/valley-courier/feed.json")
+    assert main([*common, "poll"]) == 1
+    captured = capsys.readouterr()
+    assert "polled 2 of 3 feeds: 0 new articles; 1 failed, 0 skipped" in captured.out
+    assert "aggregator: Tern Valley Courier: failed: " in captured.err and "404" in captured.err
+
+    assert main([*common, "poll"]) == 1  # the failed feed now rests: skipped, and the line says how to force it
+    captured = capsys.readouterr()
+    assert "1 failed" not in captured.out and "1 skipped" in captured.out
+    assert "aggregator: Tern Valley Courier: skipped: resting until" in captured.err
+    assert "--force polls it now" in captured.err
+
+    demo_site.route("/valley-courier/feed.json", lambda h: (h.send_response(410), h.end_headers()))
+    assert main([*common, "poll", "--force", "--feed", "Tern Valley Courier"]) == 1  # polled, and gone: paused
+    assert "polled 0 of 1 feeds" in capsys.readouterr().out
+    assert main([*common, "poll"]) == 1
+    err = capsys.readouterr().err
+    assert "aggregator: Tern Valley Courier: skipped: paused: the server says the feed is gone" in err
+    assert "aggregator feeds resume 'Tern Valley Courier'" in err
+
+
+def test_poll_of_a_config_without_enabled_feeds_says_so(tmp_path, capsys):
+    config = tmp_path / "feeds.yaml"
+    config.write_text("feeds:\n  - name: Quiet\n    url: https://quiet.example/feed\n    enabled: false\n")
+    assert main(["--config", str(config), "--database", f"sqlite:///{tmp_path}/none.db", "poll"]) == 1
+    assert "no feeds to poll" in capsys.readouterr().err
+
+
+def _replay_line(**fields):
+    row = {"id": "a", "title": "Sea wall to be rebuilt", "text": None, "published": None, "source": None}
+    row.update(fields)
+    return json.dumps({k: v for k, v in row.items() if v != "-"})
+
+
+def test_replay_names_the_missing_or_bad_field_and_its_line_before_any_work(tmp_path, capsys):
+    data = tmp_path / "bad.jsonl"
+    lines = [
+        _replay_line(id="ok"),
+        _replay_line(id="-"),
+        _replay_line(id="t", title="-"),
+        _replay_line(id="s", source="-"),
+        _replay_line(id="p", published="last Tuesday"),
+        _replay_line(id={"a": 1}),
+        "[1, 2]",
+        _replay_line(id="ok"),
+    ]
+    data.write_text("\n".join(lines) + "\n")
+    assert main(["replay", str(data)]) == 1
+    captured = capsys.readouterr()
+    assert "articles" not in captured.out  # nothing was replayed
+    err = captured.err
+    assert err.count("\n") == 1 and err.startswith("aggregator: ")
+    assert f"{data}:2: missing field 'id'" in err
+    assert "line 3: missing field 'title'" in err
+    assert "line 4: missing field 'source'" in err
+    assert "line 5: field 'published' is not an ISO 8601 time: 'last Tuesday'" in err
+    assert "line 6: field 'id' must be a string or a number, got an object" in err
+    assert "(and 2 more problems)" in err  # line 7 is no object, line 8 repeats an id
+
+    data.write_text(_replay_line(id=7, story=3) + "\n" + _replay_line(id="b", title=None) + "\n")
+    assert main(["replay", str(data)]) == 1
+    assert f"{data}:2: field 'title' must be a string, got null" in capsys.readouterr().err
+
+    data.write_bytes(_replay_line().encode() + b"\n" + b'{"id": "b", "title": "caf\xe9", "source": null}\n')
+    assert main(["replay", str(data)]) == 1
+    assert f"{data}:2: not UTF-8 text" in capsys.readouterr().err
+
+    data.write_text("\n\n")
+    assert main(["replay", str(data)]) == 1
+    assert "no articles" in capsys.readouterr().err
+
+    data.write_text(_replay_line(published="9999-12-31T23:59:59.999999Z") + "\n")
+    assert main(["replay", str(data)]) == 1
+    assert f"{data}:1: field 'published' is past the year 9000" in capsys.readouterr().err
+
+
+def test_replay_into_a_database_it_filled_before_says_so(tmp_path, capsys):
+    data = tmp_path / "gold.jsonl"
+    data.write_text(_replay_line(id="a", story="x") + "\n" + _replay_line(id="b", title="Other", story=None) + "\n")
+    database = f"sqlite:///{tmp_path}/replay.db"
+    assert main(["replay", str(data), "--database", database]) == 0
+    assert "no scores: 1 of 2 articles have no 'story'" in capsys.readouterr().out
+    assert main(["replay", str(data), "--database", database]) == 1
+    assert "already holds 2 of these 2 articles" in capsys.readouterr().err
+
+
+def test_feeds_import_says_what_it_skipped_and_refuses_an_opml_without_feeds(tmp_path, capsys):
+    target = tmp_path / "feeds.yaml"
+    target.write_text("feeds:\n")
+    opml = tmp_path / "in.opml"
+    opml.write_text('<opml version="2.0"><body><outline text="A" xmlUrl="https://a.example/feed"/>'
+                    '<outline text="B" xmlUrl="ftp://b.example/feed"/><outline text="C" htmlUrl="https://c.example/"/>'
+                    '<outline text="D" xmlUrl="https://d.example/feed" aggregatorInterval="now"/>'
+                    '<outline text="D again" xmlUrl="https://d.example/feed"/></body></opml>')
+    assert main(["--config", str(target), "feeds", "import", str(opml)]) == 0
+    out = capsys.readouterr().out
+    assert "imported 2 new feeds" in out
+    assert "skipped 3 outlines: 1 without xmlUrl, 1 not http(s), 1 listed twice" in out
+    assert "ignored 1 invalid setting: 1 aggregatorInterval" in out
+
+    opml.write_text('<opml version="2.0"><body><outline text="B" xmlUrl="ftp://b.example/feed"/></body></opml>')
+    before = target.read_text()
+    assert main(["--config", str(target), "feeds", "import", str(opml)]) == 1
+    assert "no feeds to import (skipped 1 outline: 1 not http(s))" in capsys.readouterr().err
+    assert target.read_text() == before
+
+
+def test_poll_says_when_entries_of_a_feed_could_not_be_read(tmp_path, site, capsys):
+    items = "<item><title>Readable</title><guid>r1</guid></item>" + "<item><description></description></item>" * 2
+    site.put("/feed.xml", f'<rss version="2.0"><channel><title>t</title>{items}</channel></rss>',
+             "application/rss+xml")
+    config = tmp_path / "feeds.yaml"
+    config.write_text(f"settings:\n  allow_private_networks: true\nfeeds:\n  - name: Half\n"
+                      f"    url: {site.url('/feed.xml')}\n    full_text: false\n")
+    assert main(["--config", str(config), "--database", f"sqlite:///{tmp_path}/half.db", "poll"]) == 0
+    captured = capsys.readouterr()
+    assert "polled 1 of 1 feeds: 1 new articles" in captured.out
+    assert "aggregator: Half: polled, but 2 of its entries could not be read" in captured.err

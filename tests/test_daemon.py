@@ -88,3 +88,77 @@ def test_daemon_polls_stops_on_sigterm_and_restarts_without_duplicates(tmp_path,
     total, identities, unassigned = _count(database)
     assert total == identities == len(three_outlets.articles)
     assert unassigned == 0
+
+
+def test_sigterm_during_polls_logs_one_line_and_no_traceback(tmp_path, site):
+    """Polls in flight when SIGTERM arrives are cancelled quietly: one line, no traceback per job."""
+    import threading
+
+    release = threading.Event()
+
+    def slow(handler):
+        release.wait(20)  # the daemon's fetches hang here until the test ends
+        handler.send_response(503)
+        handler.end_headers()
+
+    names = [f"Slow {n}" for n in range(4)]
+    for n in range(4):
+        site.route(f"/slow{n}.xml", slow)
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  allow_private_networks: true\nfeeds:\n" + "".join(
+        f"  - name: {name}\n    url: {site.url(f'/slow{n}.xml')}\n" for n, name in enumerate(names)))
+    database = f"sqlite:///{tmp_path}/slow.db"
+    process = _start(config, database)
+    try:
+        # Two fetches hang at the server (the per-host limit), the other two polls wait for a slot.
+        assert _wait_for(lambda: sum(site.hits.values()) >= 2), "the polls never started"
+        time.sleep(1)
+        code, seconds, output = _stop(process)
+    finally:
+        release.set()
+        if process.poll() is None:
+            process.kill()
+    assert code == 0, output
+    assert seconds < 10
+    assert "Traceback" not in output and "CancelledError" not in output, output
+    assert output.count("jobs in flight") == 1, output
+
+
+def test_a_digest_folder_that_cannot_be_written_is_one_log_line(tmp_path, caplog):
+    import asyncio
+    import logging
+
+    from aggregator.config import parse_config
+    from aggregator.scheduler import Daemon
+
+    (tmp_path / "taken").write_text("a file where the digest folder should be")
+    config = parse_config(f"settings:\n  digest_dir: {tmp_path / 'taken' / 'digests'}\nfeeds: []\n")
+    daemon = Daemon(open_database(f"sqlite:///{tmp_path}/d.db"), config)
+    with caplog.at_level(logging.INFO, logger="aggregator.daemon"):
+        asyncio.run(daemon._digest_job())
+    (record,) = [r for r in caplog.records if r.name == "aggregator.daemon"]
+    assert record.levelname == "ERROR" and record.exc_info is None
+    assert record.getMessage().startswith("digest failed: ") and "Not a directory" in record.getMessage()
+
+
+def test_a_database_error_in_maintenance_is_one_log_line(tmp_path, caplog, monkeypatch):
+    import asyncio
+    import logging
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from aggregator import scheduler
+    from aggregator.config import parse_config
+
+    def full(*_args):
+        raise OperationalError("UPDATE story", {}, sqlite3.OperationalError("database or disk is full"))
+
+    monkeypatch.setattr(scheduler, "maintain", full)
+    daemon = scheduler.Daemon(open_database(f"sqlite:///{tmp_path}/m.db"), parse_config("feeds: []\n"))
+    with caplog.at_level(logging.INFO, logger="aggregator.daemon"):
+        asyncio.run(daemon._maintenance_job())
+    (record,) = [r for r in caplog.records if r.name == "aggregator.daemon"]
+    assert record.exc_info is None
+    assert record.getMessage() == ("maintenance failed: database error: database or disk is full "
+                                   "(will retry at the next run)")

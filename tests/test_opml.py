@@ -60,6 +60,9 @@ def test_own_attributes_that_do_not_validate_are_ignored():
            'aggregatorEnabled="maybe" aggregatorFullText="false"/></body></opml>')
     (imported,) = import_opml(doc)
     assert (imported.interval, imported.enabled, imported.full_text) == (None, True, False)
+    summary = opml.read_opml(doc).ignored_summary()
+    assert summary == "ignored 2 invalid settings: 1 aggregatorEnabled, 1 aggregatorInterval"
+    assert opml.read_opml(export_opml([feed("A", "https://a.example/feed", enabled=False)])).ignored_summary() is None
 
 
 NESTED = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -237,3 +240,21 @@ def test_merge_into_shipped_config_round_trips_through_opml():
     assert added == 1
     assert text.startswith(shipped)
     assert len(parse_config(text).feeds) == len(feeds) + 1
+
+
+def test_skipped_outlines_are_counted_by_reason():
+    nested = opml.read_opml(NESTED)
+    assert nested.skipped == {"listed twice": 1, "without xmlUrl": 1}
+    doc = """<opml version="2.0"><body>
+      <outline text="js" xmlUrl="javascript:alert(1)"/>
+      <outline text="file" xmlUrl="file:///etc/passwd"/>
+      <outline text="nohost" xmlUrl="https:///feed"/>
+      <outline text="empty" xmlUrl="  "/>
+      <outline text="a page" type="link" url="https://example.org/"/>
+      <outline text="folder with a feed"><outline text="ok" xmlUrl="https://ok.example/feed"/></outline>
+    </body></opml>"""
+    found = opml.read_opml(doc)
+    assert [f.name for f in found.feeds] == ["ok"]
+    assert found.skipped == {"not http(s)": 2, "not a valid URL": 1, "without xmlUrl": 2}
+    assert found.skipped_summary() == "skipped 5 outlines: 2 without xmlUrl, 2 not http(s), 1 not a valid URL"
+    assert opml.read_opml(export_opml([feed("A", "https://a.example/feed")])).skipped_summary() is None

@@ -141,3 +141,41 @@ def test_stray_ampersands_and_html_entities_keep_the_strict_parser():
 def test_entity_declarations_refused():
     with pytest.raises(ParseError, match="declares entities"):
         parse_feed(b'<!DOCTYPE rss [<!ENTITY a "b">]><rss version="2.0"><channel><title>&a;</title></channel></rss>')
+
+
+def test_json_feed_fields_that_are_not_text_read_as_absent_never_as_a_repr():
+    doc = json.dumps({
+        "version": "https://jsonfeed.org/version/1.1", "title": {"a": 1}, "home_page_url": ["https://x.example/"],
+        "items": [
+            {"id": {"a": 1}, "url": "https://json.example/1", "title": {"a": 1}, "summary": ["s"],
+             "content_html": {"html": "<p>x</p>"}, "content_text": "Plain body", "date_published": 1700000000,
+             "authors": [{"name": {"first": "Cy"}}, {"name": "Di"}, {"name": ["Ed"]}]},
+            {"id": 7, "title": 2024, "summary": True, "content_text": {"a": 1}, "url": {"href": "https://x/"},
+             "author": {"name": 5}},
+        ],
+    }).encode()
+    feed = parse_feed(doc, {"content-type": "application/feed+json"}, "https://json.example/feed.json")
+    assert feed.title == "" and feed.site_url is None
+    first, second = feed.entries
+    assert first.external_id == "https://json.example/1"  # the object id is no id: the link stands in
+    assert first.title == "" and first.summary == "" and first.content == "Plain body"
+    assert first.author == "Di" and first.published is None
+    assert second.external_id == "7" and second.title == "2024"
+    assert second.summary == second.content == "" and second.url is None and second.author is None
+    for entry in feed.entries:
+        assert "{" not in repr((entry.title, entry.summary, entry.content, entry.author, entry.external_id))
+
+
+def test_json_feed_without_a_list_of_items_says_so():
+    doc = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": {"id": "1"}}).encode()
+    feed = parse_feed(doc, {"content-type": "application/feed+json"})
+    assert feed.entries == [] and feed.warning == "JSON Feed without a list of items ('items' is an object)"
+    doc = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "T"}).encode()
+    assert "'items' is missing" in parse_feed(doc, {"content-type": "application/feed+json"}).warning
+
+
+def test_an_rss_document_labelled_json_is_read_as_rss():
+    feed = parse_feed(RSS, {"content-type": "application/json"}, "https://example.com/feed")
+    assert feed.title == "Example & Co" and len(feed.entries) == 3
+    with pytest.raises(ParseError, match="not a JSON Feed"):
+        parse_feed(b"[1, 2]", {"content-type": "application/json"})

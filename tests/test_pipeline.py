@@ -152,6 +152,15 @@ def test_feed_policies_parse_errors_gone_and_retry_after(tmp_path, site):
     poll_once(agg.engine, config, force=True)
     assert "gone" in _feed_row(agg).disabled_reason
 
+    site.put("/broken.xml", b'<rss version="2.0"><channel><title>t</title><item><title>Back</title></item>'
+             b"</channel></rss>", "application/rss+xml")
+    assert poll_once(agg.engine, config, force=True)[0].status == "ok"  # a forced poll that reads it un-pauses it
+    assert _feed_row(agg).disabled_reason is None
+    assert poll_once(agg.engine, config)[0].status == "not-modified"
+    site.route("/broken.xml", lambda h: (h.send_response(410), h.end_headers()))
+    poll_once(agg.engine, config, force=True)
+    assert "gone" in _feed_row(agg).disabled_reason
+
     resume_feed(agg.engine, "One")
 
     def busy(handler):
@@ -214,3 +223,60 @@ def test_a_feed_listed_oldest_first_keeps_its_newest_entries_under_the_cap():
     undated = parse_feed(document([None] * 5), {}, "https://x.example/feed").entries
     assert [e.external_id.rsplit("/", 1)[-1] for e in newest_entries(undated, 2)] == ["id-0", "id-1"]  # as listed
     assert newest_entries(oldest_first, 50) == oldest_first  # under the cap nothing moves
+
+
+def test_a_database_error_mid_feed_reports_the_articles_it_stored(tmp_path, demo_site, demo_config_file,
+                                                                  monkeypatch):
+    """Each article is its own transaction: an error after two commits leaves two stored, and says two."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from aggregator.ingest import Ingestor
+
+    config = load_config(demo_config_file)
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/full.db", config=config)
+    real_ingest, calls = Ingestor.ingest, []
+
+    def failing_ingest(self, session, item):
+        calls.append(item.external_id)
+        if len(calls) > 2:
+            raise OperationalError("INSERT INTO article", {}, sqlite3.OperationalError("database or disk is full"))
+        return real_ingest(self, session, item)
+
+    monkeypatch.setattr(Ingestor, "ingest", failing_ingest)
+    (result,) = poll_once(agg.engine, config, ["Continental Press"])
+    assert result.status == "error"
+    assert "disk is full" in result.error and "after storing 2 new articles" in result.error
+    with Session(agg.engine) as session:
+        assert session.exec(select(func.count()).select_from(Article)).one() == 2
+    assert result.new_entries == 2
+
+    monkeypatch.setattr(Ingestor, "ingest", real_ingest)  # the disk has room again: the next poll stores the rest
+    (again,) = poll_once(agg.engine, config, ["Continental Press"])
+    with Session(agg.engine) as session:
+        stored = session.exec(select(func.count()).select_from(Article)).one()
+    assert again.status == "ok" and again.new_entries == stored - 2 > 0
+
+
+def test_force_polls_a_resting_feed_and_a_name_given_twice_is_polled_once(tmp_path, site, three_outlets):
+    from aggregator.demo import render_site
+
+    def busy(handler):
+        handler.send_response(503)
+        handler.send_header("Retry-After", "3600")
+        handler.end_headers()
+
+    site.route("/feed.xml", busy)
+    config = _one_feed_config(tmp_path, site.url("/feed.xml"))
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/rest.db", config=config)
+    assert poll_once(agg.engine, config)[0].status == "error"
+    skipped = poll_once(agg.engine, config)[0]
+    assert skipped.status == "skipped" and "resting until" in skipped.error and not skipped.polled
+    body, content_type = render_site(three_outlets, site.base_url, 1)["/continental-press/feed.xml"]
+    site.put("/feed.xml", body, content_type)
+    assert site.hits["/feed.xml"] == 1  # the resting feed was not fetched
+    results = poll_once(agg.engine, config, ["One", "One"], force=True)
+    assert len(results) == 1
+    assert results[0].status == "ok" and results[0].new_entries > 0 and results[0].polled
+    assert site.hits["/feed.xml"] == 2
