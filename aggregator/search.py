@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, bindparam, inspect, text
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 500
 MAX_WORDS = 20
 MAX_PAGE = 100  # stories per page
-MAX_HITS = 2000  # best-ranked articles considered per query: bounds the work, and how deep paging reaches
+CANDIDATES = 5000  # the newest matching articles ranked per query: bounds the work a common word costs
 HITS_PER_STORY = 3
 TITLE_WEIGHT = 5.0  # bm25 column weights (SQLite); PostgreSQL weighs the title as A, the text as B
 TEXT_WEIGHT = 1.0
@@ -36,6 +36,8 @@ ELLIPSIS = "…"
 START, STOP = "\x02", "\x03"
 
 FTS_TABLE = "article_search"
+LOOKUP_INDEX = "ix_article_search_lookup"  # (id, story_id, source_key): a hit's story without reading its row
+MIN_PREFIX = 3  # characters before a *, East Asian wide ones counting two; the index keeps 3-character prefixes
 PG_CONFIG = "aggregator_search"  # the 'simple' configuration, with accents folded when unaccent is available
 PG_TEXT_CHARS = 100_000  # a tsvector holds at most 1 MB: index the start of very long texts
 
@@ -112,6 +114,10 @@ def _words(chunk: str) -> tuple[list[str], bool]:
     return words, bool(words) and chunk[end : end + 1] == "*"
 
 
+def _width(word: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in word)
+
+
 def parse_query(q: str) -> list[Term]:
     """The terms of a user's query: words in any order, "quoted phrases", prefix* words.
 
@@ -134,6 +140,9 @@ def parse_query(q: str) -> list[Term]:
                     terms.append(term)
     if not terms:
         raise SearchError("nothing to search for: the query has no words, only punctuation")
+    for term in terms:
+        if term.prefix and _width(term.words[-1]) < MIN_PREFIX:
+            raise SearchError(f"a prefix needs at least {MIN_PREFIX} letters before the *: {term.words[-1]}*")
     count = sum(len(t.words) for t in terms)
     if count > MAX_WORDS:
         raise SearchError(f"search has too many words: {count}, at most {MAX_WORDS}")
@@ -183,7 +192,9 @@ def _create_fts5(engine: Engine) -> None:
     # script) does; an update of other columns (a merge moves story_id) leaves the index alone.
     statements = [
         f"""CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(
-            title, text, content='article', content_rowid='id', tokenize='unicode61 remove_diacritics 2')""",
+            title, text, content='article', content_rowid='id', tokenize='unicode61 remove_diacritics 2',
+            prefix='3')""",
+        f"CREATE INDEX IF NOT EXISTS {LOOKUP_INDEX} ON article (id, story_id, source_key)",
         f"""CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_insert AFTER INSERT ON article BEGIN
             INSERT INTO {FTS_TABLE}(rowid, title, text) VALUES (new.id, new.title, new.text); END""",
         f"""CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_delete AFTER DELETE ON article BEGIN
@@ -244,15 +255,6 @@ def _create_pg_config(connection: Connection) -> None:
 # ---- searching ----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Group:
-    story_id: int
-    rank: float
-    source_count: int
-    last_updated: datetime
-    hits: list[tuple[int, float]]  # (article id, rank), best first
-
-
 def search_stories(
     engine: Engine,
     q: str,
@@ -268,55 +270,62 @@ def search_stories(
 
     A story ranks as its best article (ties: more sources, then more recent). ``since``/``until`` and
     ``min_sources`` filter stories as :func:`aggregator.query.list_stories` does; ``sources`` keeps articles
-    from these feeds (``source_key``). ``limit`` is capped at :data:`MAX_PAGE`; only the :data:`MAX_HITS`
-    best articles are considered, which bounds how deep ``offset`` reaches.
+    from these feeds (``source_key``). ``limit`` is capped at :data:`MAX_PAGE`. The newest
+    :data:`CANDIDATES` matching articles are ranked (every match, but for the commonest words).
     """
     terms = parse_query(q)
     limit = max(0, min(limit or MAX_PAGE, MAX_PAGE))
-    offset = max(0, offset)
-    groups = _ranked_groups(engine, terms, since, until, min_sources, sources)
-    page = groups[offset : offset + limit]
-    if not page:
+    candidates, params = _candidates(engine, terms, since, until, min_sources, sources)
+    # One statement ranks the candidates' stories and returns the matching articles of one page of them.
+    sql = f"""
+        WITH c AS MATERIALIZED ({candidates}),
+        page AS (SELECT story_id, max(score) AS best, max(sources) AS sources, max(updated) AS updated FROM c
+                 GROUP BY story_id ORDER BY best DESC, sources DESC, updated DESC, story_id DESC
+                 LIMIT :limit OFFSET :offset)
+        SELECT c.story_id, c.id, c.score FROM c JOIN page ON page.story_id = c.story_id
+        ORDER BY page.best DESC, page.sources DESC, page.updated DESC, page.story_id DESC, c.score DESC, c.id DESC"""
+    params.update(limit=limit, offset=max(0, offset))
+    ranked: dict[int, list[tuple[int, float]]] = {}  # story id -> its best (article id, rank), page order
+    with engine.connect() as connection:
+        for story_id, article_id, rank in connection.execute(_statement(sql, params), params):
+            hits = ranked.setdefault(story_id, [])
+            if len(hits) < HITS_PER_STORY:
+                hits.append((article_id, rank))
+    if not ranked:
         return []
     with Session(engine) as session:
-        stories = {s.id: s for s in session.exec(select(Story).where(Story.id.in_([g.story_id for g in page])))}
-        entries = {e.id: e for e in _entries(session, [stories[g.story_id] for g in page])}
-    wanted = [article_id for g in page for article_id, _ in g.hits]
-    details = _hit_details(engine, terms, wanted)
+        stories = {s.id: s for s in session.exec(select(Story).where(Story.id.in_(list(ranked))))}
+        entries = {e.id: e for e in _entries(session, [stories[story_id] for story_id in ranked])}
+    details = _hit_details(engine, terms, [article_id for hits in ranked.values() for article_id, _ in hits])
     results = []
-    for group in page:
-        hits = []
-        for article_id, rank in group.hits:
-            hit = details[article_id]
-            hit.rank = rank
-            hits.append(hit)
-        results.append(StoryHits(entries[group.story_id], hits, group.rank))
+    for story_id, best in ranked.items():
+        hits = [replace(details[article_id], rank=rank) for article_id, rank in best]
+        results.append(StoryHits(entries[story_id], hits, hits[0].rank))
     return results
 
 
 def matching_story_ids(engine: Engine, q: str, limit: int = 1000) -> list[int]:
-    """Ids of the stories matching ``q``, best first (at most ``limit``, from the best :data:`MAX_HITS`
-    articles)."""
-    groups = _ranked_groups(engine, parse_query(q), None, None, 1, None)
-    return [g.story_id for g in groups[: max(0, limit)]]
+    """Ids of the stories matching ``q``, best first (at most ``limit``; ranked as :func:`search_stories`)."""
+    candidates, params = _candidates(engine, parse_query(q), None, None, 1, None)
+    sql = f"""
+        WITH c AS MATERIALIZED ({candidates})
+        SELECT story_id FROM c GROUP BY story_id
+        ORDER BY max(score) DESC, max(sources) DESC, max(updated) DESC, story_id DESC LIMIT :limit"""
+    params["limit"] = max(0, limit)
+    with engine.connect() as connection:
+        return list(connection.execute(_statement(sql, params), params).scalars())
 
 
-def _ranked_groups(engine: Engine, terms: list[Term], since: datetime | None, until: datetime | None,
-                   min_sources: int, sources: list[str] | None) -> list[_Group]:
-    rows = _best_hits(engine, terms, since, until, min_sources, sources)
-    groups: dict[int, _Group] = {}
-    for article_id, story_id, rank, source_count, last_updated in rows:  # best first
-        group = groups.get(story_id)
-        if group is None:
-            group = groups[story_id] = _Group(story_id, rank, source_count, last_updated, [])
-        if len(group.hits) < HITS_PER_STORY:
-            group.hits.append((article_id, rank))
-    return sorted(groups.values(), key=lambda g: (g.rank, g.source_count, g.last_updated, g.story_id), reverse=True)
+def _candidates(engine: Engine, terms: list[Term], since: datetime | None, until: datetime | None,
+                min_sources: int, sources: list[str] | None) -> tuple[str, dict]:
+    """SQL for the newest :data:`CANDIDATES` matching articles whose stories pass the filters: id, story_id,
+    score (higher is better), sources and updated (the story's source count and last update); and its
+    parameters.
 
-
-def _filters(since: datetime | None, until: datetime | None, min_sources: int,
-             sources: list[str] | None) -> tuple[str, dict]:
-    clauses, params = ["s.merged_into IS NULL"], {}
+    Matches are walked newest first and only those are ranked: ranking costs microseconds an article, and a
+    word found in most articles must not cost a read of all of them.
+    """
+    clauses, params = ["s.merged_into IS NULL"], {"candidates": CANDIDATES}
     if since is not None:
         clauses.append("s.last_updated >= :since")
         params["since"] = _naive_utc(since)
@@ -329,36 +338,33 @@ def _filters(since: datetime | None, until: datetime | None, min_sources: int,
     if sources is not None:
         clauses.append("a.source_key IN :sources")
         params["sources"] = list(sources) or [""]  # an empty list keeps nothing
-    return " AND ".join(clauses), params
-
-
-def _best_hits(engine: Engine, terms: list[Term], since: datetime | None, until: datetime | None,
-               min_sources: int, sources: list[str] | None) -> list[tuple]:
-    """(article id, story id, rank, story's source count, story's last update) of the best matches."""
-    where, params = _filters(since, until, min_sources, sources)
+    where = " AND ".join(clauses)
     if engine.dialect.name == "postgresql":
-        sql = f"""
-            SELECT a.id, a.story_id, ts_rank_cd(a.search, q, 1) AS score, s.source_count, s.last_updated
-            FROM to_tsquery('{PG_CONFIG}', :query) AS q, article AS a JOIN story AS s ON s.id = a.story_id
-            WHERE a.search @@ q AND {where}
-            ORDER BY score DESC, a.id DESC LIMIT :cap"""
         params["query"] = tsquery_expression(terms)
-    else:
-        sql = f"""
-            SELECT a.id, a.story_id, -f.rank AS score, s.source_count, s.last_updated
-            FROM {FTS_TABLE} AS f JOIN article AS a ON a.id = f.rowid JOIN story AS s ON s.id = a.story_id
-            WHERE {FTS_TABLE} MATCH :query AND f.rank MATCH 'bm25({TITLE_WEIGHT}, {TEXT_WEIGHT})' AND {where}
-            ORDER BY f.rank LIMIT :cap"""
-        params["query"] = fts5_expression(terms)
-    params["cap"] = MAX_HITS
-    statement = text(sql).columns(last_updated=DateTime)
-    for name in ("since", "until"):
-        if name in params:
-            statement = statement.bindparams(bindparam(name, type_=DateTime))
+        return f"""
+            SELECT m.id, m.story_id, ts_rank_cd(a.search, q, 1) AS score, m.sources, m.updated
+            FROM (SELECT a.id, a.story_id, s.source_count AS sources, s.last_updated AS updated
+                  FROM article AS a JOIN story AS s ON s.id = a.story_id
+                  WHERE a.search @@ to_tsquery('{PG_CONFIG}', :query) AND {where}
+                  ORDER BY a.id DESC LIMIT :candidates) AS m
+            JOIN article AS a ON a.id = m.id, to_tsquery('{PG_CONFIG}', :query) AS q""", params
+    params["query"] = fts5_expression(terms)
+    # the covering index gives story and feed without reading the article's row (and its text)
+    return f"""
+        SELECT f.rowid AS id, a.story_id, -bm25({FTS_TABLE}, {TITLE_WEIGHT}, {TEXT_WEIGHT}) AS score,
+               s.source_count AS sources, s.last_updated AS updated
+        FROM {FTS_TABLE} AS f JOIN article AS a INDEXED BY {LOOKUP_INDEX} ON a.id = f.rowid
+             JOIN story AS s ON s.id = a.story_id
+        WHERE {FTS_TABLE} MATCH :query AND {where}
+        ORDER BY f.rowid DESC LIMIT :candidates""", params
+
+
+def _statement(sql: str, params: dict):
+    statement = text(sql).bindparams(*(bindparam(name, type_=DateTime) for name in ("since", "until")
+                                       if name in params))
     if "sources" in params:
         statement = statement.bindparams(bindparam("sources", expanding=True))
-    with engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(statement, params)]
+    return statement
 
 
 def _hit_details(engine: Engine, terms: list[Term], article_ids: list[int]) -> dict[int, SearchHit]:
@@ -382,8 +388,11 @@ def _hit_details(engine: Engine, terms: list[Term], article_ids: list[int]) -> d
                    highlight({FTS_TABLE}, 0, :start, :stop),
                    snippet({FTS_TABLE}, 1, :start, :stop, :ellipsis, {SNIPPET_WORDS})
             FROM {FTS_TABLE} AS f JOIN article AS a ON a.id = f.rowid
-            WHERE {FTS_TABLE} MATCH :query AND f.rowid IN :ids"""
-        params = {"query": fts5_expression(terms), "start": START, "stop": STOP, "ellipsis": ELLIPSIS}
+            WHERE {FTS_TABLE} MATCH :query AND f.rowid BETWEEN :first AND :last AND +f.rowid IN :ids"""
+        # the query runs once over a range of rows: a rowid IN list would run it (a prefix's expansion
+        # included) once per article
+        params = {"query": fts5_expression(terms), "start": START, "stop": STOP, "ellipsis": ELLIPSIS,
+                  "first": min(article_ids), "last": max(article_ids)}
     params["ids"] = list(article_ids)
     statement = text(sql).columns(published_at=DateTime).bindparams(bindparam("ids", expanding=True))
     details = {}

@@ -101,12 +101,14 @@ def test_query_parsing():
     assert [t.words for t in parse_query("e-mail U.S. NEAR(a, b)")] == [("e", "mail"), ("u", "s"), ("near",),
                                                                         ("a",), ("b",)]
     assert [t.words for t in parse_query("storm storm STORM")] == [("storm",)]
+    assert parse_query("東京*")[0].prefix  # two wide characters are enough for a prefix
 
 
 @pytest.mark.parametrize("q, message", [
     ("", "empty search"), ("   ", "empty search"), ('"', "no words"), ("*", "no words"), ("-", "no words"),
     (")", "no words"), ("!?.,;:", "no words"), ("x" * 10_000, "too long"),
-    (" ".join(f"w{i}" for i in range(21)), "too many words"),
+    (" ".join(f"w{i}" for i in range(21)), "too many words"), ("ne*", "at least 3 letters"),
+    ('"storm no*"', "at least 3 letters"),
 ])
 def test_unsearchable_queries_have_one_line_messages(q, message):
     with pytest.raises(SearchError, match=message) as caught:
@@ -287,7 +289,7 @@ def test_pages_are_bounded(sqlite_engine, monkeypatch):
         add_story(sqlite_engine, (f"Harbour story {i}", "Harbour.", "Wire"), minutes=i)
     monkeypatch.setattr(search_module, "MAX_PAGE", 2)
     assert len(search_stories(sqlite_engine, "harbour", limit=1000)) == 2
-    monkeypatch.setattr(search_module, "MAX_HITS", 3)
+    monkeypatch.setattr(search_module, "CANDIDATES", 3)  # the newest three matches are ranked
     assert len(matching_story_ids(sqlite_engine, "harbour")) == 3
 
 
