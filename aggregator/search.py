@@ -9,6 +9,7 @@ into words, "phrases" and prefix* terms, and every word is quoted, so no input i
 from __future__ import annotations
 
 import logging
+import sqlite3
 import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -26,7 +27,10 @@ log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 500
 MAX_WORDS = 20
 MAX_PAGE = 100  # stories per page
-CANDIDATES = 5000  # the newest matching articles ranked per query: bounds the work a common word costs
+# The newest matching articles ranked per query: bounds the work a common word costs. PostgreSQL reads each
+# candidate's whole tsvector (decompressed) to rank it, so it ranks fewer.
+CANDIDATES = 5000
+PG_CANDIDATES = 1000
 HITS_PER_STORY = 3
 TITLE_WEIGHT = 5.0  # bm25 column weights (SQLite); PostgreSQL weighs the title as A, the text as B
 TEXT_WEIGHT = 1.0
@@ -40,6 +44,7 @@ LOOKUP_INDEX = "ix_article_search_lookup"  # (id, story_id, source_key): a hit's
 MIN_PREFIX = 3  # characters before a *, East Asian wide ones counting two; the index keeps 3-character prefixes
 PG_CONFIG = "aggregator_search"  # the 'simple' configuration, with accents folded when unaccent is available
 PG_TEXT_CHARS = 100_000  # a tsvector holds at most 1 MB: index the start of very long texts
+PG_WINDOW_CHARS = 1200  # the stretch of text a snippet is chosen from
 
 
 class SearchError(ValueError):
@@ -211,8 +216,6 @@ def _create_fts5(engine: Engine) -> None:
                 connection.exec_driver_sql(statement)
     except Exception as exc:
         if "fts5" in str(exc).lower():
-            import sqlite3
-
             raise StoreError(f"this SQLite ({sqlite3.sqlite_version}) lacks FTS5, which search needs") from exc
         raise
 
@@ -274,11 +277,11 @@ def search_stories(
     :data:`CANDIDATES` matching articles are ranked (every match, but for the commonest words).
     """
     terms = parse_query(q)
-    limit = max(0, min(limit or MAX_PAGE, MAX_PAGE))
+    limit = MAX_PAGE if limit is None else max(0, min(limit, MAX_PAGE))
     candidates, params = _candidates(engine, terms, since, until, min_sources, sources)
     # One statement ranks the candidates' stories and returns the matching articles of one page of them.
     sql = f"""
-        WITH c AS MATERIALIZED ({candidates}),
+        WITH c AS {_materialized(engine)} ({candidates}),
         page AS (SELECT story_id, max(score) AS best, max(sources) AS sources, max(updated) AS updated FROM c
                  GROUP BY story_id ORDER BY best DESC, sources DESC, updated DESC, story_id DESC
                  LIMIT :limit OFFSET :offset)
@@ -308,7 +311,7 @@ def matching_story_ids(engine: Engine, q: str, limit: int = 1000) -> list[int]:
     """Ids of the stories matching ``q``, best first (at most ``limit``; ranked as :func:`search_stories`)."""
     candidates, params = _candidates(engine, parse_query(q), None, None, 1, None)
     sql = f"""
-        WITH c AS MATERIALIZED ({candidates})
+        WITH c AS {_materialized(engine)} ({candidates})
         SELECT story_id FROM c GROUP BY story_id
         ORDER BY max(score) DESC, max(sources) DESC, max(updated) DESC, story_id DESC LIMIT :limit"""
     params["limit"] = max(0, limit)
@@ -325,7 +328,8 @@ def _candidates(engine: Engine, terms: list[Term], since: datetime | None, until
     Matches are walked newest first and only those are ranked: ranking costs microseconds an article, and a
     word found in most articles must not cost a read of all of them.
     """
-    clauses, params = ["s.merged_into IS NULL"], {"candidates": CANDIDATES}
+    postgres = engine.dialect.name == "postgresql"
+    clauses, params = ["s.merged_into IS NULL"], {"candidates": PG_CANDIDATES if postgres else CANDIDATES}
     if since is not None:
         clauses.append("s.last_updated >= :since")
         params["since"] = _naive_utc(since)
@@ -339,15 +343,14 @@ def _candidates(engine: Engine, terms: list[Term], since: datetime | None, until
         clauses.append("a.source_key IN :sources")
         params["sources"] = list(sources) or [""]  # an empty list keeps nothing
     where = " AND ".join(clauses)
-    if engine.dialect.name == "postgresql":
+    if postgres:
         params["query"] = tsquery_expression(terms)
         return f"""
-            SELECT m.id, m.story_id, ts_rank_cd(a.search, q, 1) AS score, m.sources, m.updated
-            FROM (SELECT a.id, a.story_id, s.source_count AS sources, s.last_updated AS updated
+            SELECT m.id, m.story_id, ts_rank_cd(m.search, q, 1) AS score, m.sources, m.updated
+            FROM (SELECT a.id, a.story_id, a.search, s.source_count AS sources, s.last_updated AS updated
                   FROM article AS a JOIN story AS s ON s.id = a.story_id
                   WHERE a.search @@ to_tsquery('{PG_CONFIG}', :query) AND {where}
-                  ORDER BY a.id DESC LIMIT :candidates) AS m
-            JOIN article AS a ON a.id = m.id, to_tsquery('{PG_CONFIG}', :query) AS q""", params
+                  ORDER BY a.id DESC LIMIT :candidates) AS m, to_tsquery('{PG_CONFIG}', :query) AS q""", params
     params["query"] = fts5_expression(terms)
     # the covering index gives story and feed without reading the article's row (and its text)
     return f"""
@@ -357,6 +360,13 @@ def _candidates(engine: Engine, terms: list[Term], since: datetime | None, until
              JOIN story AS s ON s.id = a.story_id
         WHERE {FTS_TABLE} MATCH :query AND {where}
         ORDER BY f.rowid DESC LIMIT :candidates""", params
+
+
+def _materialized(engine: Engine) -> str:
+    """The candidates are read twice but ranked once (SQLite before 3.35 has no such keyword)."""
+    if engine.dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+        return ""
+    return "MATERIALIZED"
 
 
 def _statement(sql: str, params: dict):
@@ -373,15 +383,22 @@ def _hit_details(engine: Engine, terms: list[Term], article_ids: list[int]) -> d
         return {}
     if engine.dialect.name == "postgresql":
         options = f"StartSel={START}, StopSel={STOP}, HighlightAll=true"
-        snippet = (f"StartSel={START}, StopSel={STOP}, MaxWords={SNIPPET_WORDS}, MinWords={SNIPPET_WORDS // 2}, "
-                   f"MaxFragments=1")
+        snippet = f"StartSel={START}, StopSel={STOP}, MaxWords={SNIPPET_WORDS}, MinWords={SNIPPET_WORDS // 2}"
+        # ts_headline parses all the text it is given: give it a window around the first place the query's
+        # longest word occurs as a substring (a cheap guess; the start of the text when it is not found)
         sql = f"""
             SELECT a.id, a.story_id, a.title, a.source, coalesce(a.canonical_url, a.url) AS url, a.published_at,
                    ts_headline('{PG_CONFIG}', coalesce(a.title, ''), q, :title_options),
-                   ts_headline('{PG_CONFIG}', left(coalesce(a.text, ''), {PG_TEXT_CHARS}), q, :snippet_options)
-            FROM to_tsquery('{PG_CONFIG}', :query) AS q, article AS a
+                   CASE WHEN w.start > 1 THEN :ellipsis ELSE '' END ||
+                   ts_headline('{PG_CONFIG}', substr(coalesce(a.text, ''), w.start, {PG_WINDOW_CHARS}), q,
+                               :snippet_options)
+            FROM to_tsquery('{PG_CONFIG}', :query) AS q, article AS a, LATERAL (
+                SELECT greatest(1, strpos(lower(left(coalesce(a.text, ''), {PG_TEXT_CHARS})), :needle)
+                                   - {PG_WINDOW_CHARS // 4}) AS start) AS w
             WHERE a.id IN :ids"""
-        params = {"query": tsquery_expression(terms), "title_options": options, "snippet_options": snippet}
+        needle = max((word for term in terms for word in term.words), key=len)
+        params = {"query": tsquery_expression(terms), "title_options": options, "snippet_options": snippet,
+                  "needle": needle, "ellipsis": ELLIPSIS}
     else:
         sql = f"""
             SELECT a.id, a.story_id, a.title, a.source, coalesce(a.canonical_url, a.url) AS url, a.published_at,

@@ -180,6 +180,13 @@ def test_snippets_mark_the_matches(engine):
     assert marked(prefix_hit.snippet) == ["ferry"] and marked(prefix_hit.title_segments) == []
 
 
+def test_a_snippet_finds_a_match_deep_in_a_long_text(engine):
+    filler = "The council met again on Tuesday and discussed the budget for the coming year at length. " * 120
+    add_story(engine, ("Council meeting", filler + "Only at the end did anyone mention the lighthouse.", "Wire"))
+    snippet = search_stories(engine, "lighthouse")[0].hits[0].snippet
+    assert marked(snippet) == ["lighthouse"] and snippet[0][0].startswith("…")
+
+
 def test_hostile_queries_are_search_errors_never_sql_errors(engine):
     add_story(engine, ("Storm near Norway", "A storm OR a gale, not both: AND that is that.", "Wire"))
     for q in ABUSE:
