@@ -25,7 +25,8 @@ T0 = datetime(2026, 11, 24, 8)
 ABUSE = ['"', "*", "NEAR(", "-", "a OR", ")", "x" * 10_000, "!?.,;:()[]{}", "", "   ", '"""', "* * *", "-storm",
          "storm OR", "NOT storm", "storm AND", "NEAR(storm norway)", "storm:", "title:storm", "^storm", "storm^2",
          "\x00", "'; DROP TABLE article; --", "\\", "'", "storm'", "&|!<->", "a:*", "(storm", '"storm', "storm)",
-         "{title}: storm", "+storm", "col : x", "%", "_", "\u200b", "\ufeff", "🙂", "a" * 500]
+         "{title}: storm", "+storm", "col : x", "%", "_", "\u200b", "\ufeff", "🙂", "a" * 500, "\ue000", "\u0301",
+         "x\u0301y*", "ǅ*", "²³*", "ﬁ ﬂ", "İstanbul", "ß*", "東*", "한국어*"]
 
 
 # ---- fixtures -------------------------------------------------------------------------------------------------
