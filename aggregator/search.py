@@ -262,7 +262,7 @@ def search_stories(
     engine: Engine,
     q: str,
     *,
-    limit: int = 20,
+    limit: int | None = 20,
     offset: int = 0,
     since: datetime | None = None,
     min_sources: int = 1,
@@ -273,8 +273,9 @@ def search_stories(
 
     A story ranks as its best article (ties: more sources, then more recent). ``since``/``until`` and
     ``min_sources`` filter stories as :func:`aggregator.query.list_stories` does; ``sources`` keeps articles
-    from these feeds (``source_key``). ``limit`` is capped at :data:`MAX_PAGE`. The newest
-    :data:`CANDIDATES` matching articles are ranked (every match, but for the commonest words).
+    from these feeds (``source_key``). ``limit`` is capped at :data:`MAX_PAGE` (None: that many). The newest
+    :data:`CANDIDATES` (:data:`PG_CANDIDATES` on PostgreSQL) matching articles are ranked: every match, but for
+    the commonest words. Raises :class:`SearchError` for a query that cannot be searched.
     """
     terms = parse_query(q)
     limit = MAX_PAGE if limit is None else max(0, min(limit, MAX_PAGE))

@@ -312,3 +312,17 @@ def test_cli_search_ranks_by_relevance_and_refuses_bad_queries(sqlite_engine, tm
     assert main([*database, "stories", "--search", '")']) == 2
     err = capsys.readouterr().err
     assert err.startswith("aggregator: nothing to search for") and err.count("\n") == 1
+
+
+def test_benchmark_script_runs_end_to_end(tmp_path):
+    """The search benchmark at a tiny size (its figures are measured by hand, not by tests)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_search.py"
+    out = subprocess.run([sys.executable, str(script), "--synthetic", "--articles", "1500", "--repeat", "1",
+                          "--database", f"sqlite:///{tmp_path}/bench.db"],
+                         capture_output=True, text=True, check=True, timeout=300).stdout
+    assert "1,500 articles (synthetic) on sqlite" in out
+    assert out.splitlines()[-1].startswith("all") and "40 searches" in out
