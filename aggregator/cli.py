@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     command("run", "run the polling daemon until SIGINT/SIGTERM")
+    serve = command("serve", "serve the web view, feeds and HTTP API over the database until SIGINT/SIGTERM")
+    serve.add_argument("--host", help="address to listen on (default: the config's web.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: the config's web.port, 8080)")
     poll = command("poll", "poll the feeds once, then exit")
     poll.add_argument("--feed", action="append", help="only this feed (repeatable)")
     poll.add_argument("--force", action="store_true", help="poll even feeds that are resting or paused")
@@ -153,6 +156,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     agg = _aggregator(args, config_required=True)
     _setup_logging(args, agg.config)
     Daemon(agg.engine, agg.config).run()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .web.server import WebError, serve_forever
+
+    agg = _aggregator(args)
+    _setup_logging(args, agg.config)
+    web = agg.settings.web
+    try:
+        serve_forever(agg, args.host or web.host, web.port if args.port is None else args.port)
+    except WebError as exc:
+        raise CommandError(str(exc)) from None
     return 0
 
 
@@ -344,6 +360,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run, "poll": cmd_poll, "demo": cmd_demo, "digest": cmd_digest, "stories": cmd_stories,
     "story": cmd_story, "explain": cmd_explain, "replay": cmd_replay, "feeds": cmd_feeds, "export": cmd_export,
+    "serve": cmd_serve,
 }
 
 
