@@ -74,8 +74,11 @@ class Daemon:
             self._schedule_jobs()
             self.scheduler.start()
             log.info("daemon started: %d feeds", sum(f.enabled for f in self.config.feeds))
+            web = self._start_web()
             await self._stop.wait()
             log.info("stopping")
+            if web is not None:
+                await self._stop_web(*web)
             self.scheduler.shutdown(wait=False)
             await self._cancel_running_jobs()
         log.info("stopped")
@@ -83,6 +86,34 @@ class Daemon:
     def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
+
+    def _start_web(self):
+        """The web view in this event loop (setting ``web``); a port in use is logged and the daemon goes on."""
+        settings = self.config.settings.web
+        if not settings.enabled:
+            return None
+        from .api import Aggregator
+        from .web.server import WebError, WebServer
+
+        # Its own engine on the same database: page reads never wait for the poller's connections.
+        agg = Aggregator(database=self.engine.url.render_as_string(hide_password=False), config=self.config)
+        try:
+            server = WebServer(agg, settings.host, settings.port)
+        except WebError as exc:
+            log.error("web view not started: %s", exc)
+            agg.close()
+            return None
+        return server, asyncio.create_task(server.serve(), name="web"), agg
+
+    async def _stop_web(self, server, task: asyncio.Task, agg) -> None:
+        server.stop()
+        try:
+            await asyncio.wait_for(task, timeout=5)
+        except (TimeoutError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("web view failed")
+        agg.close()
 
     async def _cancel_running_jobs(self) -> None:
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]

@@ -218,10 +218,11 @@ def create_app(agg: Aggregator) -> FastAPI:
             raise BadInput(str(exc)) from None
         return results[:limit], len(results) > limit
 
-    def detail_or_404(story_id: int) -> query.StoryDetail:
-        detail = agg.story(story_id) if 0 < story_id < 2**62 else None
+    def detail_or_404(story_id: str) -> query.StoryDetail:
+        number = int(story_id) if story_id.isascii() and story_id.isdigit() and len(story_id) < 16 else 0
+        detail = agg.story(number) if number > 0 else None
         if detail is None:
-            raise HTTPException(404, f"There is no story {story_id}.")
+            raise HTTPException(404, f"There is no story {story_id[:20]!r}.")
         return detail
 
     def url_with(request: Request, path: str, **params) -> str:
@@ -260,9 +261,9 @@ def create_app(agg: Aggregator) -> FastAPI:
         )
 
     @app.get("/stories/{story_id}", response_class=HTMLResponse, include_in_schema=False)
-    def story_page(story_id: int):
+    def story_page(story_id: str):
         detail = detail_or_404(story_id)
-        if detail.story.id != story_id:
+        if str(detail.story.id) != story_id:
             return RedirectResponse(f"/stories/{detail.story.id}", status_code=301)
         return page("story.html", section="river", title=clean_text(detail.story.headline) or "Story",
                     detail=detail, groups=article_groups(detail), timeline=timeline_of(detail))
@@ -393,10 +394,10 @@ def create_app(agg: Aggregator) -> FastAPI:
                 "next_offset": offset + limit if more else None}
 
     @app.get("/api/stories/{story_id}", response_model=schemas.StoryDetailOut, responses=errors, tags=["stories"])
-    def api_story(story_id: int):
+    def api_story(story_id: Annotated[str, PathParam(description="the story id")]):
         """One story with every article and how it joined; a merged story's id redirects to the survivor."""
         detail = detail_or_404(story_id)
-        if detail.story.id != story_id:
+        if str(detail.story.id) != story_id:
             return RedirectResponse(f"/api/stories/{detail.story.id}", status_code=301)
         return schemas.detail_dict(detail)
 
