@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import sys
-from xml.etree import ElementTree
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 import feedparser
 import pytest
