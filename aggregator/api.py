@@ -15,6 +15,7 @@ from .cluster import Signal
 from .config import DEFAULT_CONFIG_PATH, Config, Settings, load_config
 from .ingest import Ingestor, settings_for
 from .models import Article
+from .search import StoryHits, search_stories
 from .store import DATABASE_ENV, DaemonLock, open_database
 
 
@@ -75,8 +76,25 @@ class Aggregator:
         search: str | None = None,
         limit: int | None = 100,
     ) -> list[query.StoryEntry]:
-        """Story clusters ranked by distinct sources, then recency."""
+        """Story clusters ranked by distinct sources, then recency (by relevance with ``search``)."""
         return query.list_stories(self.engine, since=since, min_sources=min_sources, search=search, limit=limit)
+
+    def search(
+        self,
+        q: str,
+        limit: int = 20,
+        offset: int = 0,
+        since: datetime | None = None,
+        min_sources: int = 1,
+        sources: list[str] | None = None,
+    ) -> list[StoryHits]:
+        """Full-text search: matching stories, best first, each with its best matching articles and snippets.
+
+        Words in any order, "quoted phrases" and prefix* words; raises :class:`aggregator.search.SearchError` (a
+        ``ValueError``) with a one-line message for a query that cannot be searched.
+        """
+        return search_stories(self.engine, q, limit=limit, offset=offset, since=since,
+                                     min_sources=min_sources, sources=sources)
 
     def story(self, story_id: int) -> query.StoryDetail | None:
         """One story with its articles and how each joined (a merged story's id leads to the survivor)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from .digest import clean_text, iso_time, render_digest
+from .search import SearchError
 from .store import StoreError
 
 log = logging.getLogger("aggregator")
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     stories = command("stories", "list story clusters, ranked by distinct sources then recency")
     stories.add_argument("--since", type=_since, help="ISO time or a duration back from now (6h, 2d)")
     stories.add_argument("--min-sources", type=int, default=1)
-    stories.add_argument("--search", help="words in the headline or a member's title")
+    stories.add_argument("--search", help='full-text search (words, "phrases", prefix*); ranks by relevance')
     stories.add_argument("--limit", type=int, default=50)
     stories.add_argument("--format", choices=["table", "json"], default="table")
 
@@ -374,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     except (StoreError, CommandError) as exc:
         print(f"aggregator: {exc}", file=sys.stderr)
         return 1
+    except SearchError as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

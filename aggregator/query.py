@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -163,8 +163,15 @@ def list_stories(
 ) -> list[StoryEntry]:
     """Stories updated in [since, until), with at least ``min_sources`` outlets, ranked by outlets then recency.
 
-    ``search`` matches words in the headline or any member article's title (case-insensitive).
+    With ``search``, the stories whose articles match it in full-text search (:mod:`aggregator.search`),
+    ranked by relevance instead; an unsearchable query raises :class:`aggregator.search.SearchError`.
     """
+    if search:
+        from .search import MAX_PAGE, search_stories
+
+        found = search_stories(engine, search, limit=limit or MAX_PAGE, since=since, until=until,
+                               min_sources=min_sources)
+        return [hit.story for hit in found]
     with Session(engine) as session:
         query = select(Story).where(Story.merged_into == None, Story.article_count > 0)  # noqa: E711
         if since is not None:
@@ -173,10 +180,6 @@ def list_stories(
             query = query.where(Story.first_seen < _naive_utc(until))
         if min_sources > 1:
             query = query.where(Story.source_count >= min_sources)
-        if search:
-            pattern = f"%{search.lower()}%"
-            matching = select(Article.story_id).where(func.lower(Article.title).like(pattern))
-            query = query.where(or_(func.lower(Story.title).like(pattern), Story.id.in_(matching)))
         query = query.order_by(Story.source_count.desc(), Story.last_updated.desc(), Story.id.desc())
         if limit:
             query = query.limit(limit)

@@ -18,7 +18,7 @@ from .models import Meta
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DATABASE_ENV = "AGGREGATOR_DATABASE_URL"
 
 
@@ -73,9 +73,15 @@ def _migrate_to_2(engine: Engine) -> None:
             connection.execute(text(f"ALTER TABLE article ADD COLUMN term_weights {binary}"))
 
 
+def _migrate_to_3(engine: Engine) -> None:
+    from .search import create_search_index
+
+    create_search_index(engine)  # the full-text index, filled from the articles stored so far
+
+
 # Each step upgrades the schema from version N-1 to N; a new column or table is a new step (create_all in step 1
 # makes today's tables, so a later step checks before it adds).
-MIGRATIONS: dict[int, Callable[[Engine], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
+MIGRATIONS: dict[int, Callable[[Engine], None]] = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3}
 
 
 def schema_version(engine: Engine) -> int:
