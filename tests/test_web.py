@@ -261,3 +261,42 @@ def test_api_paging_is_bounded(client, query):
     response = client.get(f"/api/stories?{query}")
     assert response.status_code == 400
     assert response.json()["detail"]
+
+
+# ---- search -----------------------------------------------------------------------------------------------
+
+
+def test_search_groups_by_story_and_highlights_the_words(client, data):
+    page = client.get("/search", params={"q": "budapest summit"}).text
+    assert f'href="/stories/{data.summit_story}"' in page
+    assert re.search(r"<mark>budapest</mark>", page, re.I)
+    assert page.count(f'href="/stories/{data.summit_story}"') == 1  # one result per story
+    assert "Floods force" not in page
+    phrase = client.get("/search", params={"q": '"heavy rain"'}).text
+    assert "Floods force" in phrase or "Danube" in phrase
+    prefix = client.get("/search", params={"q": "danub*"}).text
+    assert "<mark>" in prefix
+
+
+@pytest.mark.parametrize("q", ['"', "*", "NEAR(", "-", "x" * 10_000, "a AND OR NOT", "')--", "\x00", "title:foo",
+                               "NEAR(a b, 2)", '"unterminated', "^start", "a -b", "((("])
+def test_search_syntax_abuse_is_never_a_500(client, q):
+    for url in ("/search", "/api/search", "/stories.atom", "/api/stories"):
+        response = client.get(url, params={"q": q})
+        assert response.status_code in (200, 400), (url, q, response.status_code)
+        assert "Traceback" not in response.text and "sqlite" not in response.text.lower()
+        if response.status_code == 400:
+            message = response.json()["detail"] if url.startswith("/api") else response.text
+            assert message and "OperationalError" not in message
+
+
+def test_search_results_are_inert_and_the_feeds_take_q(client, data):
+    page = client.get("/search", params={"q": "tariffs steel"}).text
+    _assert_inert(page, "search")
+    assert "&lt;script&gt;" in page
+    found = client.get("/api/search", params={"q": "budapest", "limit": 1}).json()
+    assert found["results"][0]["story"]["id"] == data.summit_story
+    assert any(seg["highlight"] for hit in found["results"][0]["hits"] for seg in hit["snippet"])
+    atom = feedparser.parse(client.get("/stories.atom", params={"q": "danube", "since": "all"}).content)
+    assert [e.link.rsplit("/", 1)[1] for e in atom.entries] == [str(data.flood_story)]
+    assert "matching danube" in atom.feed.title

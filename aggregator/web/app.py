@@ -207,16 +207,21 @@ def create_app(agg: Aggregator) -> FastAPI:
         q = q.strip()
         if len(q) > MAX_QUERY:
             raise BadInput(f"the search is too long: at most {MAX_QUERY} characters")
+        from ..search import MAX_PAGE as SEARCH_PAGE
+        from ..search import SearchError, search_stories
+
+        def fetch(count: int, start: int) -> list:
+            return search_stories(agg.engine, q, limit=count, offset=start, since=since, min_sources=min_sources,
+                                  sources=feeds_of_tag(tag))
+
         try:
-            from ..search import SearchError, search_stories
-        except ImportError:
-            raise BadInput("full-text search is not available in this version") from None
-        try:
-            results = search_stories(agg.engine, q, limit=limit + 1, offset=offset, since=since,
-                                     min_sources=min_sources, sources=feeds_of_tag(tag))
+            if limit < SEARCH_PAGE:
+                results = fetch(limit + 1, offset)
+                return results[:limit], len(results) > limit
+            results = fetch(limit, offset)
+            return results, len(results) == limit and bool(fetch(1, offset + limit))
         except SearchError as exc:
             raise BadInput(str(exc)) from None
-        return results[:limit], len(results) > limit
 
     def detail_or_404(story_id: str) -> query.StoryDetail:
         number = int(story_id) if story_id.isascii() and story_id.isdigit() and len(story_id) < 16 else 0
