@@ -30,6 +30,8 @@ from multiprocessing.connection import Connection
 import trafilatura
 from trafilatura.utils import load_html
 
+from . import stats
+
 log = logging.getLogger(__name__)
 
 MIN_PAGE_WORDS = 40  # below this a page yielded a teaser or a paywall notice, not the article
@@ -343,6 +345,8 @@ class ExtractorPool:
                 return self._in_process(html, url)
             kind, value = worker.run(html, url, timeout)
             if kind != "ok":
+                if kind == "timeout":
+                    stats.EXTRACT_TIMEOUTS.inc()
                 if kind in ("timeout", "crash", "fatal"):
                     self.restarts += 1
                     self._retire(worker, stop=False)
@@ -415,7 +419,9 @@ def extract_from_html(html: str, url: str | None = None, *, timeout: float | Non
         if html:
             log.warning("page %s not read: %d characters, more than %d", url, len(html), MAX_PAGE_CHARS)
         return ""
+    started = time.monotonic()
     text = extraction_pool().run(html, url, timeout)
+    stats.EXTRACT_SECONDS.observe(time.monotonic() - started)
     return _UNSAFE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")) if text else ""
 
 

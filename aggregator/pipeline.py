@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
+from . import stats
 from .config import Config, FeedConfig
 from .extract import choose_text, extract_from_html
 from .fetch import Fetcher, FetchError, FetchResult, decode_html
@@ -137,6 +138,7 @@ class Poller:
             feed.name, result.status, result.http_status, result.new_entries, result.seen_entries,
             result.duration, f" error={result.error}" if result.error else "",
         )
+        stats.poll_done(result.status, result.duration, result.new_entries)
         return result
 
     async def _poll_feed(self, feed: FeedConfig, force: bool) -> PollResult:

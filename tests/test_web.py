@@ -300,3 +300,48 @@ def test_search_results_are_inert_and_the_feeds_take_q(client, data):
     atom = feedparser.parse(client.get("/stories.atom", params={"q": "danube", "since": "all"}).content)
     assert [e.link.rsplit("/", 1)[1] for e in atom.entries] == [str(data.flood_story)]
     assert "matching danube" in atom.feed.title
+
+
+# ---- operations -------------------------------------------------------------------------------------------
+
+
+def test_healthz_reports_the_database_and_the_last_poll(client, monkeypatch):
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok" and health.json()["last_poll"].endswith("Z")
+    from sqlalchemy.exc import OperationalError
+
+    def unreachable(engine):
+        raise OperationalError("SELECT 1", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr("aggregator.web.app.query.last_poll", unreachable)
+    down = client.get("/healthz")
+    assert down.status_code == 503 and down.json()["status"] == "error"
+
+
+def test_metrics_count_polls_and_what_is_stored(client, data, tmp_path, demo_config_file):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from aggregator.config import load_config
+    from aggregator.pipeline import poll_once
+    from aggregator.store import open_database
+
+    def values() -> dict:
+        text = client.get("/metrics").text
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    before = values()
+    assert before[("aggregator_articles_stored", ())] == 10
+    assert before[("aggregator_open_stories", ())] == len(data.stories)
+    assert before[("aggregator_memory_resident_bytes", ())] > 10 * 2**20
+    engine = open_database(f"sqlite:///{tmp_path}/polled.db")
+    results = poll_once(engine, load_config(demo_config_file))
+    engine.dispose()
+    after = values()
+    ok = ("aggregator_polls_total", (("status", "ok"),))
+    assert after[ok] - before.get(ok, 0) == sum(r.status == "ok" for r in results) > 0
+    assert after[("aggregator_fetch_duration_seconds_count", ())] > before[("aggregator_fetch_duration_seconds_count",
+                                                                          ())]
+    assert ("aggregator_extraction_timeouts_total", ()) in after
+    assert all(name.startswith("aggregator_") for name, _ in after)

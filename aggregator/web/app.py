@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import query
 from ..api import Aggregator
 from ..config import parse_duration
-from ..digest import clean_text
+from ..digest import clean_text, iso_time
 from . import feeds as feeds_out
 from . import schemas
 from .render import all_copies, environment
@@ -342,6 +342,10 @@ def create_app(agg: Aggregator) -> FastAPI:
         return page("feeds.html", section="feeds", title="Feeds", rows=rows,
                     never_polled=[n for n in configured if n not in known])
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return RedirectResponse("/static/favicon.svg", status_code=301)
+
     # ---- feeds out ----------------------------------------------------------------------------------------
 
     def base_url(request: Request) -> str:
@@ -379,6 +383,26 @@ def create_app(agg: Aggregator) -> FastAPI:
         digests = [agg.digest(d) for d in days]
         body = feeds_out.digest_atom(digests, env, agg, base_url(request), str(request.url))
         return Response(body, media_type="application/atom+xml; charset=utf-8")
+
+    # ---- operations ---------------------------------------------------------------------------------------
+
+    @app.get("/healthz", tags=["operations"], responses={503: {"model": schemas.Health}},
+             response_model=schemas.Health)
+    def healthz():
+        """Whether the database answers, and when a feed was last polled successfully."""
+        try:
+            polled = query.last_poll(agg.engine)
+        except Exception as exc:  # any database failure is the answer here, not an error page
+            log.warning("health check: database unreachable: %s", exc)
+            return JSONResponse({"status": "error", "database": f"unreachable: {type(exc).__name__}",
+                                 "last_poll": None}, status_code=503)
+        return {"status": "ok", "database": "ok", "last_poll": iso_time(polled)}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics():
+        from .metrics import metrics_text
+
+        return Response(metrics_text(agg.engine), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # ---- HTTP API -----------------------------------------------------------------------------------------
 

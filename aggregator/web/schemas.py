@@ -114,6 +114,12 @@ class SearchOut(BaseModel):
     next_offset: int | None
 
 
+class Health(BaseModel):
+    status: str
+    database: str
+    last_poll: str | None
+
+
 class Problem(BaseModel):
     detail: str
 
