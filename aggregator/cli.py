@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_argument("--format", choices=["text", "markdown", "html", "json"], default="text")
     digest.add_argument("--min-sources", type=int, default=1)
     digest.add_argument("--output", help="write to this file instead of standard output")
+    digest.add_argument("--email", action="store_true", help="mail it now as the config's email settings say")
 
     stories = command("stories", "list story clusters, ranked by distinct sources then recency")
     stories.add_argument("--since", type=_since, help="ISO time or a duration back from now (6h, 2d)")
@@ -192,9 +193,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    if args.email:
+        return _mail_digest(args)
     with _aggregator(args) as agg:
         digest = agg.digest(args.date, min_sources=args.min_sources)
         _emit(render_digest(digest, args.format), args.output)
+    return 0
+
+
+def _mail_digest(args: argparse.Namespace) -> int:
+    from .web.mail import MailError, send_digest
+
+    with _aggregator(args, config_required=True) as agg:
+        settings = agg.settings
+        if settings.email is None:
+            raise CommandError(f"{agg.config.path}: no 'email' settings: add settings.email (smtp_host, from, to)")
+        digest = agg.digest(args.date, min_sources=args.min_sources)
+    try:
+        send_digest(digest, settings.email, settings.timezone)
+    except MailError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"mailed the digest of {digest.day.isoformat()} ({len(digest.stories)} stories) to "
+          f"{', '.join(settings.email.to)}")
     return 0
 
 

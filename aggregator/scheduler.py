@@ -56,6 +56,7 @@ class Daemon:
         self.poller: Poller | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self._stop: asyncio.Event | None = None
+        self._unmailed: set = set()  # days whose digest could not be mailed yet
 
     def run(self) -> None:
         """Run until SIGINT/SIGTERM; refuses to start when another daemon holds this database."""
@@ -170,6 +171,27 @@ class Daemon:
             log.info("digest written to %s", path)
         except Exception:
             log.exception("digest failed")
+        if self.config.settings.email is not None:
+            await self._mail_digests(day)
+
+    async def _mail_digests(self, day) -> None:
+        """Mail the day's digest, and any earlier one whose sending failed; a failure waits for the next turn."""
+        from .web.mail import MailError, send_digest
+
+        settings = self.config.settings
+        for pending in sorted(set(self._unmailed) | {day}):
+            try:
+                digest = await asyncio.to_thread(build_digest, self.engine, pending, settings.timezone)
+                await asyncio.to_thread(send_digest, digest, settings.email, settings.timezone)
+            except MailError as exc:
+                self._unmailed.add(pending)
+                log.error("digest of %s not mailed: %s (retried at the next digest)", pending, exc)
+            except Exception:
+                self._unmailed.add(pending)
+                log.exception("digest of %s not mailed (retried at the next digest)", pending)
+            else:
+                self._unmailed.discard(pending)
+                log.info("digest of %s mailed to %s", pending, ", ".join(settings.email.to))
 
 
 def maintain(engine: Engine, config: Config) -> int:
