@@ -10,14 +10,18 @@ from xml.etree import ElementTree
 
 import feedparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from aggregator.api import Aggregator  # noqa: E402
 from aggregator.config import parse_config  # noqa: E402
+from aggregator.digest import clean_text  # noqa: E402
 from aggregator.parse import parse_feed  # noqa: E402
 from aggregator.web.app import CSP, MAX_LIMIT, create_app  # noqa: E402
+from aggregator.web.render import clean  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import webdata  # noqa: E402
@@ -345,3 +349,10 @@ def test_metrics_count_polls_and_what_is_stored(client, data, tmp_path, demo_con
                                                                           ())]
     assert ("aggregator_extraction_timeouts_total", ()) in after
     assert all(name.startswith("aggregator_") for name, _ in after)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40)
+       | st.sampled_from(webdata.XSS + ["a\u00a0b\u2003c", "x\x85y", "\x1c\x1d", "\u2028z"]))
+def test_the_fast_clean_filter_matches_clean_text(text):
+    assert clean(text) == clean_text(text)

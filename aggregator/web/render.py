@@ -3,6 +3,7 @@ filters that clean feed text, keep only http(s) links and format times in the co
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -39,12 +40,28 @@ def all_copies(source: StorySource, depth: int = 0) -> list[StorySource]:
 
 def clean_segment(text: str) -> str:
     """A snippet segment cleaned like any feed text, keeping the space at either end that separates words."""
-    cleaned = clean_text(text)
+    cleaned = clean(text)
     if cleaned and text[:1].isspace():
         cleaned = " " + cleaned
     if cleaned and text[-1:].isspace():
         cleaned += " "
     return cleaned or (" " if text.strip() == "" and text else "")
+
+
+# Every character clean_text removes or rewrites besides whitespace: C0/C1 controls (ANSI escapes start with
+# one), surrogates, and the invisible format characters. Text without any needs only its whitespace folded.
+_SUSPECT = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff]")
+_SPACES = re.compile(r"\s+")
+
+
+def clean(value: object) -> str:
+    """:func:`aggregator.digest.clean_text`, with a fast path for the common text that holds nothing to remove."""
+    if value is None:
+        return ""
+    text = str(value)
+    if _SUSPECT.search(text) is None:
+        return _SPACES.sub(" ", text).strip()
+    return clean_text(text)
 
 
 @lru_cache(maxsize=4)
@@ -57,7 +74,7 @@ def environment(tz: str = "UTC") -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(
-        clean=clean_text,
+        clean=clean,
         href=safe_url,
         iso=iso_time,
         when=lambda value: local_time(value, tz),
