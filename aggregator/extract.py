@@ -346,7 +346,7 @@ class ExtractorPool:
             kind, value = worker.run(html, url, timeout)
             if kind != "ok":
                 if kind == "timeout":
-                    stats.EXTRACT_TIMEOUTS.inc()
+                    stats.extraction_timed_out()
                 if kind in ("timeout", "crash", "fatal"):
                     self.restarts += 1
                     self._retire(worker, stop=False)
@@ -421,7 +421,7 @@ def extract_from_html(html: str, url: str | None = None, *, timeout: float | Non
         return ""
     started = time.monotonic()
     text = extraction_pool().run(html, url, timeout)
-    stats.EXTRACT_SECONDS.observe(time.monotonic() - started)
+    stats.extraction_took(time.monotonic() - started)
     return _UNSAFE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")) if text else ""
 
 

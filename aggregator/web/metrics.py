@@ -59,4 +59,4 @@ class DatabaseCollector:
 def metrics_text(engine) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(engine))
-    return generate_latest(stats.REGISTRY) + generate_latest(registry)
+    return generate_latest(stats.registry()) + generate_latest(registry)
