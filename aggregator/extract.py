@@ -30,8 +30,6 @@ from multiprocessing.connection import Connection
 import trafilatura
 from trafilatura.utils import load_html
 
-from . import stats
-
 log = logging.getLogger(__name__)
 
 MIN_PAGE_WORDS = 40  # below this a page yielded a teaser or a paywall notice, not the article
@@ -346,7 +344,7 @@ class ExtractorPool:
             kind, value = worker.run(html, url, timeout)
             if kind != "ok":
                 if kind == "timeout":
-                    stats.extraction_timed_out()
+                    _stats().extraction_timed_out()
                 if kind in ("timeout", "crash", "fatal"):
                     self.restarts += 1
                     self._retire(worker, stop=False)
@@ -409,6 +407,13 @@ def _stop_all_pools() -> None:
         pool.close()
 
 
+def _stats():
+    # Imported here: the workers load this file on its own, outside the package, and never measure.
+    from aggregator import stats
+
+    return stats
+
+
 def extract_from_html(html: str, url: str | None = None, *, timeout: float | None = None) -> str:
     """The main text of an article page, paragraphs on their own lines; "" when nothing was found.
 
@@ -421,7 +426,7 @@ def extract_from_html(html: str, url: str | None = None, *, timeout: float | Non
         return ""
     started = time.monotonic()
     text = extraction_pool().run(html, url, timeout)
-    stats.extraction_took(time.monotonic() - started)
+    _stats().extraction_took(time.monotonic() - started)
     return _UNSAFE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")) if text else ""
 
 

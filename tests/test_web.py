@@ -356,3 +356,4 @@ def test_metrics_count_polls_and_what_is_stored(client, data, tmp_path, demo_con
        | st.sampled_from(webdata.XSS + ["a\u00a0b\u2003c", "x\x85y", "\x1c\x1d", "\u2028z"]))
 def test_the_fast_clean_filter_matches_clean_text(text):
     assert clean(text) == clean_text(text)
+
