@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -357,3 +358,34 @@ def test_metrics_count_polls_and_what_is_stored(client, data, tmp_path, demo_con
 def test_the_fast_clean_filter_matches_clean_text(text):
     assert clean(text) == clean_text(text)
 
+
+
+def test_the_pages_feeds_and_search_on_postgres(tmp_path):
+    """The same routes over PostgreSQL (skipped when no server answers on 127.0.0.1:5432)."""
+    pytest.importorskip("psycopg")
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    admin_url = os.environ.get("AGGREGATOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"aggregator_web_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    try:
+        data = webdata.build(admin_url.rsplit("/", 1)[0] + f"/{name}")
+        agg = Aggregator(database=data.database, config=parse_config(webdata.FEEDS_YAML))
+        with TestClient(create_app(agg)) as pg:
+            for url in pages(data) + FEEDS:
+                assert pg.get(url).status_code == (404 if url.endswith("999999") else 200), url
+            assert 'href="/digest/2026-11-22"' in pg.get("/digest/2026-11-24").text
+            assert "Budapest summit" in pg.get("/search", params={"q": "budapest"}).text
+            assert "Budapest summit" in pg.get("/?since=all&tag=local").text
+        agg.close()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

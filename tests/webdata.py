@@ -63,7 +63,7 @@ def build(path: str, now: datetime | None = None) -> WebData:
     """Fill a SQLite database at ``path``: two recent multi-outlet stories, a hostile one, a merged id, and a
     story on 2026-11-24 (the digest archive)."""
     now = now or datetime.now(UTC).replace(tzinfo=None)
-    database = f"sqlite:///{path}"
+    database = path if "://" in path else f"sqlite:///{path}"
     engine = open_database(database)
     outlets = ["Continental Press", "Meridian News", "Valley Courier", XSS[1] + " Outlet"]
     with session_scope(engine) as session:
