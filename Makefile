@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run poll demo serve test lint bench browser clean
+.PHONY: run poll demo demo-web serve test lint bench browser clean
 
 run: $(STAMP)
 	$(BIN)/aggregator run
@@ -17,6 +17,11 @@ demo: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/aggregator serve
+
+# The demo corpus kept in demo.db, then served: open http://127.0.0.1:8080/ (Ctrl-C stops it).
+demo-web: $(STAMP)
+	$(BIN)/aggregator demo --database sqlite:///demo.db >/dev/null
+	$(BIN)/aggregator --database sqlite:///demo.db serve
 
 test: $(STAMP) browser
 	$(BIN)/ruff check aggregator tests scripts
