@@ -5,7 +5,10 @@ Bounded: a fixed number of examples per operation, so it stays a short test.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,10 @@ from aggregator.web.app import create_app  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 import webdata  # noqa: E402
 
-_folder = Path(__import__("tempfile").mkdtemp(prefix="aggregator-fuzz-"))
+# The schema is read from the app when the module loads (schemathesis parametrizes from it), so the database
+# is built here, in a folder removed when the session ends.
+_folder = Path(tempfile.mkdtemp(prefix="aggregator-fuzz-"))
+atexit.register(shutil.rmtree, _folder, ignore_errors=True)
 _data = webdata.build(str(_folder / "fuzz.db"))
 app = create_app(Aggregator(database=_data.database, config=parse_config(webdata.FEEDS_YAML)))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
