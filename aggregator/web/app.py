@@ -257,7 +257,7 @@ def create_app(agg: Aggregator) -> FastAPI:
         summary = f"Stories updated in the last {label}" if since in dict(SINCE_CHOICES) and since != "all" \
             else ("All stories" if since == "all" else f"Stories updated since {since}")
         if tag:
-            summary += f" tagged {tag}"
+            summary += f" tagged {clean_text(tag)}"
         if min_sources > 1:
             summary += f", with {min_sources}+ sources"
         return page(
@@ -286,7 +286,7 @@ def create_app(agg: Aggregator) -> FastAPI:
         page_number: Annotated[int, Query(alias="page", ge=1, le=MAX_PAGE)] = 1,
     ):
         results, more, error = [], False, None
-        shown = q[:MAX_QUERY]
+        shown = clean_text(q[:MAX_QUERY])  # echoed into the page: no control or invisible characters
         if q.strip():
             try:
                 results, more = run_search(q, PAGE_SIZE, (page_number - 1) * PAGE_SIZE)
