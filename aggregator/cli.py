@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     command("run", "run the polling daemon until SIGINT/SIGTERM")
+    serve = command("serve", "serve the web view, feeds and HTTP API over the database until SIGINT/SIGTERM")
+    serve.add_argument("--host", help="address to listen on (default: the config's web.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: the config's web.port, 8080)")
     poll = command("poll", "poll the feeds once, then exit")
     poll.add_argument("--feed", action="append", help="only this feed (repeatable)")
     poll.add_argument("--force", action="store_true", help="poll even feeds that are resting or paused")
@@ -86,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_argument("--format", choices=["text", "markdown", "html", "json"], default="text")
     digest.add_argument("--min-sources", type=int, default=1)
     digest.add_argument("--output", help="write to this file instead of standard output")
+    digest.add_argument("--email", action="store_true", help="mail it now as the config's email settings say")
 
     stories = command("stories", "list story clusters, ranked by distinct sources then recency")
     stories.add_argument("--since", type=_since, help="ISO time or a duration back from now (6h, 2d)")
@@ -197,6 +201,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .web.server import WebError, serve_forever
+
+    agg = _aggregator(args)
+    _setup_logging(args, agg.config)
+    web = agg.settings.web
+    try:
+        serve_forever(agg, args.host or web.host, web.port if args.port is None else args.port)
+    except WebError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
 def cmd_poll(args: argparse.Namespace) -> int:
     agg = _aggregator(args, config_required=True)
     _setup_logging(args, agg.config)
@@ -233,9 +250,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    if args.email:
+        return _mail_digest(args)
     with _aggregator(args) as agg:
         digest = agg.digest(args.date, min_sources=args.min_sources)
         _emit(render_digest(digest, args.format), args.output)
+    return 0
+
+
+def _mail_digest(args: argparse.Namespace) -> int:
+    from .web.mail import MailError, send_digest
+
+    with _aggregator(args, config_required=True) as agg:
+        settings = agg.settings
+        if settings.email is None:
+            raise CommandError(f"{agg.config.path}: no 'email' settings: add settings.email (smtp_host, from, to)")
+        digest = agg.digest(args.date, min_sources=args.min_sources)
+    try:
+        send_digest(digest, settings.email, settings.timezone)
+    except MailError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"mailed the digest of {digest.day.isoformat()} ({len(digest.stories)} stories) to "
+          f"{', '.join(settings.email.to)}")
     return 0
 
 
@@ -440,6 +476,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run, "poll": cmd_poll, "demo": cmd_demo, "digest": cmd_digest, "stories": cmd_stories,
     "story": cmd_story, "explain": cmd_explain, "replay": cmd_replay, "feeds": cmd_feeds, "export": cmd_export,
+    "serve": cmd_serve,
 }
 
 

@@ -90,6 +90,42 @@ class FeedConfig(BaseModel):
         return seconds
 
 
+class WebSettings(BaseModel):
+    """The web view that ``aggregator run`` serves beside the daemon (``aggregator serve`` serves it alone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # anything else is reachable from other machines, and the view has no login
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class EmailSettings(BaseModel):
+    """Where the daily digest is mailed; the password is read from the environment variable named here."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    smtp_host: str = "localhost"
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)  # default: 465 for tls, 587 for starttls, else 25
+    security: str = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    sender: str = Field(alias="from", min_length=3)
+    to: list[str] = Field(min_length=1)
+
+    @field_validator("security")
+    @classmethod
+    def _security(cls, value: str) -> str:
+        if value not in ("starttls", "tls", "none"):
+            raise ValueError("expected one of starttls, tls, none")
+        return value
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _recipients(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class Settings(BaseModel):
     """Global settings; every one has a default, so ``feeds.yaml`` may list feeds only."""
 
@@ -113,6 +149,8 @@ class Settings(BaseModel):
     allowed_networks: list[Network] = Field(default_factory=list)
     story_window: float = 3 * 86400
     preferred_sources: list[str] = Field(default_factory=list)
+    web: WebSettings = Field(default_factory=WebSettings)
+    email: EmailSettings | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -347,6 +347,8 @@ class ExtractorPool:
                 return self._in_process(html, url)
             kind, value = worker.run(html, url, timeout)
             if kind != "ok":
+                if kind == "timeout":
+                    _stats().extraction_timed_out()
                 if kind in ("timeout", "crash", "fatal"):
                     self.restarts += 1
                     self._retire(worker, stop=False)
@@ -409,6 +411,13 @@ def _stop_all_pools() -> None:
         pool.close()
 
 
+def _stats():
+    # Imported here: the workers load this file on its own, outside the package, and never measure.
+    from aggregator import stats
+
+    return stats
+
+
 def extract_from_html(html: str, url: str | None = None, *, timeout: float | None = None) -> str:
     """The main text of an article page, paragraphs on their own lines; "" when nothing was found.
 
@@ -419,7 +428,9 @@ def extract_from_html(html: str, url: str | None = None, *, timeout: float | Non
         if html:
             log.warning("page %s not read: %d characters, more than %d", url, len(html), MAX_PAGE_CHARS)
         return ""
+    started = time.monotonic()
     text = extraction_pool().run(html, url, timeout)
+    _stats().extraction_took(time.monotonic() - started)
     return _UNSAFE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")) if text else ""
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
+from . import stats
 from .config import Config, FeedConfig
 from .extract import choose_text, extract_from_html
 from .fetch import Fetcher, FetchError, FetchResult, decode_html
@@ -172,6 +173,7 @@ class Poller:
             f" unreadable={result.unreadable_entries}" if result.unreadable_entries else "",
             f" warning={result.warning}" if result.warning else "",
         )
+        stats.poll_done(result.status, result.duration, result.new_entries)
         return result
 
     async def _poll_feed(self, feed: FeedConfig, force: bool, progress: _Progress) -> PollResult:

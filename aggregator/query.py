@@ -302,3 +302,61 @@ def iter_articles(engine: Engine, batch: int = 1000) -> Iterator[Article]:
 
 def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+# ---- the web view's pages (bounded: every call takes a limit) --------------------------------------------
+
+
+def story_page(
+    engine: Engine,
+    since: datetime | None = None,
+    min_sources: int = 1,
+    feeds: list[str] | None = None,
+    limit: int = 30,
+    offset: int = 0,
+) -> tuple[list[StoryEntry], bool]:
+    """One page of stories ranked like the digest, and whether another page follows.
+
+    ``feeds`` keeps stories with an article from one of these feed names (the feeds of a tag).
+    """
+    with Session(engine) as session:
+        query = select(Story).where(Story.merged_into == None, Story.article_count > 0)  # noqa: E711
+        if since is not None:
+            query = query.where(Story.last_updated >= _naive_utc(since))
+        if min_sources > 1:
+            query = query.where(Story.source_count >= min_sources)
+        if feeds is not None:
+            members = select(Article.story_id).join(Feed, Article.feed_id == Feed.id).where(Feed.name.in_(feeds))
+            query = query.where(Story.id.in_(members))
+        query = query.order_by(Story.source_count.desc(), Story.last_updated.desc(), Story.id.desc())
+        rows = list(session.exec(query.offset(offset).limit(limit + 1)).all())
+        return _entries(session, rows[:limit]), len(rows) > limit
+
+
+def digest_days(engine: Engine, tz: str = "UTC", limit: int = 366) -> list[tuple[date, int]]:
+    """The calendar days (in ``tz``) that have articles, newest first, with their article counts.
+
+    Counted per UTC hour in the database, then each hour placed in its local day, so the work is bounded by
+    the hours that have articles, not by the articles.
+    """
+    when = func.coalesce(Article.published_at, Article.fetched_at)
+    if engine.url.get_backend_name() == "postgresql":
+        hour = func.to_char(when, "YYYY-MM-DD HH24")
+    else:
+        hour = func.strftime("%Y-%m-%d %H", when)
+    zone = ZoneInfo(tz)
+    days: dict[date, int] = {}
+    with Session(engine) as session:
+        for label, count in session.exec(select(hour, func.count()).group_by(hour)).all():
+            if not label:
+                continue
+            start = datetime.strptime(label, "%Y-%m-%d %H").replace(tzinfo=UTC)
+            local = start.astimezone(zone).date()
+            days[local] = days.get(local, 0) + count
+    return sorted(days.items(), reverse=True)[:limit]
+
+
+def last_poll(engine: Engine) -> datetime | None:
+    """When a feed was last fetched successfully (naive UTC), or ``None``."""
+    with Session(engine) as session:
+        return session.exec(select(func.max(Feed.last_success_at))).one()

@@ -57,6 +57,7 @@ class Daemon:
         self.poller: Poller | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self._stop: asyncio.Event | None = None
+        self._unmailed: set = set()  # days whose digest could not be mailed yet
 
     def run(self) -> None:
         """Run until SIGINT/SIGTERM; refuses to start when another daemon holds this database."""
@@ -75,7 +76,10 @@ class Daemon:
             self._schedule_jobs()
             self.scheduler.start()
             log.info("daemon started: %d feeds", sum(f.enabled for f in self.config.feeds))
+            web = self._start_web()
             await self._stop.wait()
+            if web is not None:
+                await self._stop_web(*web)
             await self._shut_down()
         log.info("stopped")
 
@@ -98,6 +102,34 @@ class Daemon:
             await self._cancel_running_jobs()
         finally:
             executors.removeFilter(quiet)
+
+    def _start_web(self):
+        """The web view in this event loop (setting ``web``); a port in use is logged and the daemon goes on."""
+        settings = self.config.settings.web
+        if not settings.enabled:
+            return None
+        from .api import Aggregator
+        from .web.server import WebError, WebServer
+
+        # Its own engine on the same database: page reads never wait for the poller's connections.
+        agg = Aggregator(database=self.engine.url.render_as_string(hide_password=False), config=self.config)
+        try:
+            server = WebServer(agg, settings.host, settings.port)
+        except WebError as exc:
+            log.error("web view not started: %s", exc)
+            agg.close()
+            return None
+        return server, asyncio.create_task(server.serve(), name="web"), agg
+
+    async def _stop_web(self, server, task: asyncio.Task, agg) -> None:
+        server.stop()
+        try:
+            await asyncio.wait_for(task, timeout=5)
+        except (TimeoutError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("web view failed")
+        agg.close()
 
     async def _cancel_running_jobs(self) -> None:
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
@@ -147,13 +179,34 @@ class Daemon:
             _log_job_failure("maintenance", exc)
 
     async def _digest_job(self) -> None:
+        # At the configured hour the previous day is complete: that is the digest to read.
+        day = datetime.now(ZoneInfo(self.config.settings.timezone)).date() - timedelta(days=1)
         try:
-            # At the configured hour the previous day is complete: that is the digest to read.
-            day = datetime.now(ZoneInfo(self.config.settings.timezone)).date() - timedelta(days=1)
             path = await asyncio.to_thread(write_digest, self.engine, self.config, day)
             log.info("digest written to %s", path)
         except Exception as exc:
             _log_job_failure("digest", exc)
+        if self.config.settings.email is not None:
+            await self._mail_digests(day)
+
+    async def _mail_digests(self, day) -> None:
+        """Mail the day's digest, and any earlier one whose sending failed; a failure waits for the next turn."""
+        from .web.mail import MailError, send_digest
+
+        settings = self.config.settings
+        for pending in sorted(set(self._unmailed) | {day}):
+            try:
+                digest = await asyncio.to_thread(build_digest, self.engine, pending, settings.timezone)
+                await asyncio.to_thread(send_digest, digest, settings.email, settings.timezone)
+            except MailError as exc:
+                self._unmailed.add(pending)
+                log.error("digest of %s not mailed: %s (retried at the next digest)", pending, exc)
+            except Exception:
+                self._unmailed.add(pending)
+                log.exception("digest of %s not mailed (retried at the next digest)", pending)
+            else:
+                self._unmailed.discard(pending)
+                log.info("digest of %s mailed to %s", pending, ", ".join(settings.email.to))
 
 
 def _log_job_failure(job: str, exc: Exception) -> None:

@@ -237,3 +237,26 @@ def test_workers_stop_when_the_interpreter_exits_or_dies(tmp_path):
         child.stdout.close()
         # "busy": the worker's own alarm ends it, 5 s past the page's time limit
         assert all(_gone(pid, wait=10) for pid in pids), mode
+
+
+def test_extraction_times_and_timeouts_are_measured():
+    """/metrics counts an overrunning page as an extraction timeout and observes every page's time."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from aggregator import stats
+
+    def value(name: str) -> float:
+        text = generate_latest(stats.registry()).decode()
+        return next((s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name), 0)
+
+    timeouts = value("aggregator_extraction_timeouts_total")
+    pages = value("aggregator_extraction_duration_seconds_count")
+    extract.configure_extraction(workers=1, timeout=1.0, extract=f"{__name__}:echo")
+    try:
+        assert extract_from_html("<p>ready</p>")
+        assert extract_from_html("<p>SLOW</p>", "https://s.example/", timeout=0.3) == ""
+    finally:
+        extract.shutdown_extraction()
+    assert value("aggregator_extraction_timeouts_total") == timeouts + 1
+    assert value("aggregator_extraction_duration_seconds_count") == pages + 2
