@@ -49,6 +49,17 @@ def _since(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _positive_int(value: str) -> int:
+    """A whole number of at least 1 (for --limit, --min-sources)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aggregator", description="Self-hosted news aggregator: one entry per story, with all its sources."
@@ -73,14 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     digest = command("digest", "print the day's stories, one entry per story")
     digest.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default today)")
     digest.add_argument("--format", choices=["text", "markdown", "html", "json"], default="text")
-    digest.add_argument("--min-sources", type=int, default=1)
+    digest.add_argument("--min-sources", type=_positive_int, default=1)
     digest.add_argument("--output", help="write to this file instead of standard output")
 
     stories = command("stories", "list story clusters, ranked by distinct sources then recency")
     stories.add_argument("--since", type=_since, help="ISO time or a duration back from now (6h, 2d)")
-    stories.add_argument("--min-sources", type=int, default=1)
+    stories.add_argument("--min-sources", type=_positive_int, default=1)
     stories.add_argument("--search", help="words in the headline or a member's title")
-    stories.add_argument("--limit", type=int, default=50)
+    stories.add_argument("--limit", type=_positive_int, default=50)
     stories.add_argument("--format", choices=["table", "json"], default="table")
 
     story = command("story", "show one story: its articles, sources and how each joined")
@@ -117,10 +128,34 @@ def _config(args: argparse.Namespace, required: bool) -> Config | None:
 
 
 def _aggregator(args: argparse.Namespace, config_required: bool = False):
-    from .api import Aggregator
+    """The commands that poll (they need the config) create the database; the others open an existing one."""
+    from .api import Aggregator, resolve_database
 
     config = _config(args, config_required)
-    return Aggregator(database=getattr(args, "database", None), config=config)
+    if config_required and config is not None and not any(feed.enabled for feed in config.feeds):
+        print(f"aggregator: warning: {config.path} lists no enabled feeds: there is nothing to poll", file=sys.stderr)
+    args.database_url = resolve_database(getattr(args, "database", None), config)  # for error messages
+    return Aggregator(database=args.database_url, config=config, create=config_required)
+
+
+def _check_writable(*paths: str | Path | None) -> None:
+    """Refuse an output file that cannot be written, before any work is done (an existing file is untouched)."""
+    for path in paths:
+        if not path:
+            continue
+        target = Path(path)
+        existed = target.exists()
+        try:
+            with open(target, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            if target.is_dir():
+                raise CommandError(f"cannot write {path}: it is a folder") from None
+            if not target.parent.is_dir():
+                raise CommandError(f"cannot write {path}: folder {target.parent} does not exist") from None
+            raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
+        if not existed:
+            target.unlink()
 
 
 def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
@@ -148,11 +183,12 @@ def _emit(text: str, output: str | None = None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .scheduler import Daemon
+    from .scheduler import Daemon, check_digest_folder
 
-    agg = _aggregator(args, config_required=True)
-    _setup_logging(args, agg.config)
-    Daemon(agg.engine, agg.config).run()
+    check_digest_folder(_config(args, required=True))  # at start, not at digest_time
+    with _aggregator(args, config_required=True) as agg:
+        _setup_logging(args, agg.config)
+        Daemon(agg.engine, agg.config).run()
     return 0
 
 
@@ -175,6 +211,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    _check_writable(args.output)
     with _aggregator(args) as agg:
         digest = agg.digest(args.date, min_sources=args.min_sources)
         _emit(render_digest(digest, args.format), args.output)
@@ -253,6 +290,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from .replay import ReplayError, read_rows, replay, summary_lines, write_predictions
 
+    _check_writable(args.out)
     config = _config(args, required=False)
     window = config.settings.story_window if config else 3 * 86400
     try:
@@ -272,6 +310,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
     if args.action == "export":
         config = _config(args, required=True)
+        _check_writable(args.file)
         _emit(export_opml(config.feeds), args.file)
         return 0
     if args.action == "resume":
@@ -288,6 +327,9 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         if not args.file:
             raise CommandError("feeds import needs an OPML file")
         path = Path(getattr(args, "config", None) or DEFAULT_CONFIG_PATH)
+        if path.exists():
+            load_config(path)  # a config that does not load is not merged into
+        _check_writable(path)
         try:
             feeds = import_opml(Path(args.file).read_bytes())
         except (OSError, OpmlError) as exc:
@@ -324,6 +366,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .query import iter_articles
 
+    _check_writable(args.output)
     with _aggregator(args) as agg:
         out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
         try:
@@ -347,9 +390,22 @@ COMMANDS = {
 }
 
 
+def _database_error(args: argparse.Namespace, exc: Exception) -> str | None:
+    """One line for an error the database raised (a damaged file, a lost server), None for anything else."""
+    from sqlalchemy.exc import DBAPIError
+
+    from .store import describe_database_error
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    return describe_database_error(getattr(args, "database_url", None), exc, doing="read")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = argparse.Namespace()
     try:
+        # Ctrl-C may come while the modules load or the engine reloads: quiet, whatever was running.
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"aggregator: config error: {exc}", file=sys.stderr)
@@ -361,6 +417,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        message = _database_error(args, exc)
+        if message is None:
+            raise
+        print(f"aggregator: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ A bad file raises :class:`ConfigError` naming the key and the line, so the CLI c
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -35,10 +37,31 @@ def parse_duration(value: Any, default_unit: str = "m") -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or default_unit]
 
 
+def _at_least(seconds: float, minimum: float, shown: str) -> float:
+    if not math.isfinite(seconds) or seconds < minimum:
+        raise ValueError(f"must be at least {shown}")
+    return seconds
+
+
+def _one_line(value: str, what: str) -> str:
+    """``value`` stripped; refused when blank or holding control characters (it goes into logs and headers)."""
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{what} must be one line without control characters")
+    return value
+
+
+def _string_list(value: Any) -> Any:
+    """A single string stands for a list of one (``tags: world``)."""
+    return [value] if isinstance(value, str) else value
+
+
 class FeedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: str
     url: str
     interval: float | None = None  # seconds; None means the global poll_interval
     tags: list[str] = Field(default_factory=list)
@@ -52,15 +75,30 @@ class FeedConfig(BaseModel):
             raise ValueError(f"expected an http or https URL, got {value!r}")
         return value.strip()
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _one_line(value, "a feed name")
+
     @field_validator("interval", mode="before")
     @classmethod
     def _interval(cls, value: Any) -> float | None:
         if value is None:
             return None
         seconds = parse_duration(value)
-        if seconds < 60:
+        if not math.isfinite(seconds) or seconds < 60:
             raise ValueError("interval must be at least 1m")
         return seconds
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags_list(cls, value: Any) -> Any:
+        return _string_list(value)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(_one_line(tag, "a tag") for tag in value))
 
 
 class Settings(BaseModel):
@@ -76,12 +114,13 @@ class Settings(BaseModel):
     timezone: str = "UTC"
     log_level: str = "INFO"
     user_agent: str = "aggregator/0.1 (+https://github.com/aggregator/aggregator; self-hosted news reader)"
-    timeout: float = 20.0
-    max_response_bytes: int = 15 * 1024 * 1024
-    max_concurrency: int = 8
-    per_host_limit: int = 2
-    max_entries_per_feed: int = 500
-    extract_timeout: float = 10.0  # seconds trafilatura may spend on one page before the feed's text is used
+    timeout: float = Field(20.0, gt=0, allow_inf_nan=False)
+    max_response_bytes: int = Field(15 * 1024 * 1024, gt=0)
+    max_concurrency: int = Field(8, ge=1)
+    per_host_limit: int = Field(2, ge=1)
+    max_entries_per_feed: int = Field(500, ge=1)
+    # seconds trafilatura may spend on one page before the feed's text is used
+    extract_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
     allow_private_networks: bool = False
     story_window: float = 3 * 86400
     preferred_sources: list[str] = Field(default_factory=list)
@@ -89,8 +128,51 @@ class Settings(BaseModel):
     @field_validator("poll_interval", "story_window", mode="before")
     @classmethod
     def _duration(cls, value: Any, info: Any) -> float:
-        unit = "d" if info.field_name == "story_window" else "m"
-        return parse_duration(value, unit)
+        if info.field_name == "story_window":
+            return _at_least(parse_duration(value, "d"), 3600, "1h")
+        return _at_least(parse_duration(value, "m"), 60, "1m")
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        from .store import database_url_problem  # the store module owns what a database URL may be
+
+        problem = database_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"unknown time zone {value!r}: expected a name such as UTC or Europe/Paris") from None
+        return value
+
+    @field_validator("digest_dir")
+    @classmethod
+    def _digest_dir(cls, value: str) -> str:
+        return _one_line(value, "digest_dir")
+
+    @field_validator("user_agent")
+    @classmethod
+    def _user_agent(cls, value: str) -> str:
+        value = _one_line(value, "user_agent")
+        if not value.isascii():
+            raise ValueError("user_agent must be ASCII (it is sent as an HTTP header)")
+        return value
+
+    @field_validator("preferred_sources", mode="before")
+    @classmethod
+    def _sources_list(cls, value: Any) -> Any:
+        return _string_list(value)
+
+    @field_validator("preferred_sources")
+    @classmethod
+    def _sources(cls, value: list[str]) -> list[str]:
+        return [_one_line(source, "a preferred source") for source in value]
 
     @field_validator("digest_time")
     @classmethod
@@ -119,6 +201,14 @@ class _File(BaseModel):
 
     settings: Settings = Field(default_factory=Settings)
     feeds: list[FeedConfig] = Field(default_factory=list)
+
+    @field_validator("settings", "feeds", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any, info: Any) -> Any:
+        # `feeds:` with nothing under it (as a new file starts) is an empty list, not an error
+        if value is None:
+            return {} if info.field_name == "settings" else []
+        return value
 
 
 @dataclass
