@@ -40,6 +40,8 @@ def _since(value: str) -> datetime:
 
     try:
         return datetime.now(UTC) - timedelta(seconds=parse_duration(value, "h"))
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{value!r} reaches back before the year 1") from None
     except ValueError:
         pass
     try:
@@ -58,6 +60,25 @@ def _positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
     return number
+
+
+def _record_id(value: str) -> int:
+    """A story or article id: a whole number the database can hold."""
+    number = _positive_int(value)
+    if number >= 2**63:
+        raise argparse.ArgumentTypeError(f"no such id: {value}")
+    return number
+
+
+def _day(value: str) -> date:
+    """YYYY-MM-DD, a day whose bounds exist in every time zone."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {value!r}") from None
+    if not date(1, 1, 2) <= day <= date(9999, 12, 30):
+        raise argparse.ArgumentTypeError(f"expected a date between 0001-01-02 and 9999-12-30, got {value!r}")
+    return day
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--format", choices=["text", "markdown", "html", "json"], default="text")
 
     digest = command("digest", "print the day's stories, one entry per story")
-    digest.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default today)")
+    digest.add_argument("--date", type=_day, help="YYYY-MM-DD (default today)")
     digest.add_argument("--format", choices=["text", "markdown", "html", "json"], default="text")
     digest.add_argument("--min-sources", type=_positive_int, default=1)
     digest.add_argument("--output", help="write to this file instead of standard output")
@@ -95,12 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     stories.add_argument("--format", choices=["table", "json"], default="table")
 
     story = command("story", "show one story: its articles, sources and how each joined")
-    story.add_argument("id", type=int)
+    story.add_argument("id", type=_record_id)
     story.add_argument("--format", choices=["text", "json"], default="text")
 
     explain = command("explain", "why two articles are (or are not) in the same story")
-    explain.add_argument("a", type=int)
-    explain.add_argument("b", type=int)
+    explain.add_argument("a", type=_record_id)
+    explain.add_argument("b", type=_record_id)
 
     replay = command("replay", "replay a JSONL file of articles through dedup and clustering, and score it")
     replay.add_argument("file")
@@ -297,6 +318,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         rows = read_rows(args.file)
     except (OSError, ReplayError) as exc:
         raise CommandError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{args.file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     report = replay(rows, database=getattr(args, "database", None), window_seconds=window)
     if args.out:
         write_predictions(report, args.out)

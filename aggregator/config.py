@@ -174,6 +174,14 @@ class Settings(BaseModel):
     def _sources(cls, value: list[str]) -> list[str]:
         return [_one_line(source, "a preferred source") for source in value]
 
+    @field_validator("digest_time", mode="before")
+    @classmethod
+    def _unquoted_clock(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 7:00 as the base-60 number 420: give the user back the time they wrote
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
+
     @field_validator("digest_time")
     @classmethod
     def _clock(cls, value: str) -> str:
@@ -227,19 +235,25 @@ class Config:
         return feed.interval or self.settings.poll_interval
 
 
-def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
-    """Map every key path in a composed YAML document to its 1-based line."""
+def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None, source: str = "<config>") -> dict:
+    """Map every key path in a composed YAML document to its 1-based line; a key given twice is an error
+    (YAML would silently keep the last one, so a feed's second ``url:`` would hide its first)."""
     out = {} if out is None else out
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: set = set()
         for key, value in node.value:
             child = path + (key.value,)
+            if key.value in seen:
+                where = ".".join(str(p) for p in child)
+                raise ConfigError(f"{source}:{key.start_mark.line + 1}: {where}: given twice")
+            seen.add(key.value)
             out[child] = key.start_mark.line + 1
-            _line_index(value, child, out)
+            _line_index(value, child, out, source)
             out[child] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _line_index(item, path + (i,), out)
+            _line_index(item, path + (i,), out, source)
     return out
 
 
@@ -266,7 +280,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: expected a mapping with 'settings' and 'feeds'")
-    lines = _line_index(node) if node is not None else {}
+    lines = _line_index(node, source=source) if node is not None else {}
     try:
         parsed = _File.model_validate(data)
     except ValidationError as exc:

@@ -39,9 +39,12 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def normalize_database_url(url: str) -> str:
-    """Accept a bare file path as a SQLite database; use psycopg 3 for plain postgresql URLs."""
+    """Accept a bare file path as a SQLite database (``~`` is the home folder); use psycopg 3 for plain
+    postgresql URLs."""
     if "://" not in url:
-        return f"sqlite:///{url}"
+        return f"sqlite:///{Path(url).expanduser()}"
+    if url.startswith("sqlite:///~"):
+        return f"sqlite:///{Path(url.removeprefix('sqlite:///')).expanduser()}"
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url

@@ -196,3 +196,17 @@ def test_friendly_forms_are_accepted():
 def test_empty_sections_are_empty_not_errors(text):
     config = parse_config(text)
     assert config.feeds == [] and config.settings.poll_interval == 15 * 60
+
+
+def test_an_unquoted_digest_time_is_the_time_written():
+    # YAML 1.1 reads 7:00 as the base-60 number 420
+    assert parse_config("settings:\n  digest_time: 7:00\n").settings.digest_time == "07:00"
+    assert parse_config("settings:\n  digest_time: 23:59\n").settings.digest_time == "23:59"
+
+
+def test_a_key_given_twice_is_an_error_not_silently_dropped():
+    text = "feeds:\n  - name: A\n    url: https://a.example/rss\n    url: https://b.example/rss\n"
+    with pytest.raises(ConfigError, match=r"^cfg:4: feeds\.0\.url: given twice"):
+        parse_config(text, "cfg")
+    with pytest.raises(ConfigError, match=r"^cfg:3: settings: given twice"):
+        parse_config("settings:\n  timezone: UTC\nsettings:\n  log_level: INFO\n", "cfg")

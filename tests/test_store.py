@@ -102,3 +102,11 @@ def test_bad_urls_give_one_line_without_the_password(url, message):
         open_database(url)
     assert message in str(info.value)
     assert "\n" not in str(info.value) and "secret" not in str(info.value)
+
+
+def test_a_home_relative_path_is_in_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    for url in ("~/a.db", "sqlite:///~/b.db"):
+        open_database(url).dispose()
+    assert (tmp_path / "a.db").exists() and (tmp_path / "b.db").exists() and not (tmp_path / "~").exists()
