@@ -153,6 +153,8 @@ def _aggregator(args: argparse.Namespace, config_required: bool = False):
     from .api import Aggregator, resolve_database
 
     config = _config(args, config_required)
+    for name in getattr(args, "feed", None) or []:  # `poll --feed TYPO` fails before the database is touched
+        config.feed(name)
     if config_required and config is not None and not any(feed.enabled for feed in config.feeds):
         print(f"aggregator: warning: {config.path} lists no enabled feeds: there is nothing to poll", file=sys.stderr)
     args.database_url = resolve_database(getattr(args, "database", None), config)  # for error messages

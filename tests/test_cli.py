@@ -128,8 +128,9 @@ def test_example_script_uses_the_library_api(polled, tmp_path):
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "top_stories.py"
     database = polled[polled.index("--database") + 1]
+    env = {**__import__("os").environ, "PYTHONPATH": str(script.parents[1])}  # this checkout's package
     result = subprocess.run([sys.executable, str(script), "--database", database, "--hours", "1000000"],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert "sources]" in result.stdout and "Continental Press" in result.stdout
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from aggregator.cli import main
 from aggregator.store import DaemonLock, open_database
 
+HERE = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
 READ_COMMANDS = [["stories"], ["digest"], ["story", "1"], ["export"], ["explain", "1", "2"], ["feeds"]]
 
 
@@ -282,7 +283,7 @@ def test_ctrl_c_while_the_modules_load_exits_130(monkeypatch):
 def test_importing_the_command_line_does_not_load_the_engine():
     """The package is light to import, so a Ctrl-C in the first second lands in code that handles it."""
     code = "import sys, aggregator.__main__; print('aggregator.cluster' in sys.modules, 'numpy' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=HERE)
     assert result.stdout.split() == ["False", "False"]
 
 
@@ -292,7 +293,7 @@ def test_ctrl_c_during_start_up_has_no_traceback(demo_config_file, tmp_path):
     for delay in (0.3, 0.8, 1.5):
         process = subprocess.Popen(
             [sys.executable, "-m", "aggregator", "--config", str(demo_config_file), "--database", url, "run"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=HERE,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         time.sleep(delay)
@@ -330,3 +331,22 @@ def test_replay_of_a_file_that_is_not_text(tmp_path, capsys):
     data.write_bytes(b"\xff\xfe\x00garbage")
     assert main(["replay", str(data)]) == 1
     assert f"{data}: not UTF-8 text" in _one_line(capsys.readouterr().err)
+
+
+def test_poll_of_an_unknown_feed_fails_before_creating_the_database(demo_config_file, tmp_path, capsys):
+    assert main(["--config", str(demo_config_file), "--database", f"sqlite:///{tmp_path}/p.db", "poll",
+                 "--feed", "Continental Pres"]) == 2
+    assert "no feed named 'Continental Pres'" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "p.db").exists()
+
+
+def test_the_example_script_does_not_create_a_mistyped_database(tmp_path):
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "top_stories.py"
+    result = subprocess.run([sys.executable, str(script), "--database", str(tmp_path / "typo.db")],
+                            capture_output=True, text=True, timeout=60, env=HERE)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"top_stories: database {tmp_path / 'typo.db'} does not exist: check --database " \
+        "or the config's 'database' (`aggregator poll` or `aggregator run` creates it)"
+    assert not (tmp_path / "typo.db").exists()
