@@ -235,7 +235,10 @@ class DaemonLock:
             if database == ":memory:":
                 return
             path = Path(database).expanduser().resolve().with_name(Path(database).name + ".lock")
-            handle = open(path, "a+")
+            try:
+                handle = open(path, "a+")
+            except OSError as exc:
+                raise StoreError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

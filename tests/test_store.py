@@ -110,3 +110,10 @@ def test_a_home_relative_path_is_in_the_home_folder(tmp_path, monkeypatch):
     for url in ("~/a.db", "sqlite:///~/b.db"):
         open_database(url).dispose()
     assert (tmp_path / "a.db").exists() and (tmp_path / "b.db").exists() and not (tmp_path / "~").exists()
+
+
+def test_a_lock_file_that_cannot_be_made_is_one_line(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/a.db")
+    (tmp_path / "a.db.lock").mkdir()  # in the way, as a read-only folder would be
+    with pytest.raises(StoreError, match=r"cannot create the lock file .*a\.db\.lock: Is a directory"):
+        DaemonLock(engine).acquire()
