@@ -56,14 +56,15 @@ class Aggregator:
     ...     print(story.source_count, story.headline)
     """
 
-    def __init__(self, database: str | None = None, config: Config | str | Path | None = None):
+    def __init__(self, database: str | None = None, config: Config | str | Path | None = None, create: bool = True):
+        """``create=False`` opens an existing aggregator database only (for reading), never a new empty one."""
         if isinstance(config, str | Path):
             config = load_config(config)
         elif config is None and Path(DEFAULT_CONFIG_PATH).exists() and not database:
             config = load_config(DEFAULT_CONFIG_PATH)
         self.config = config
         self.database_url = resolve_database(database, config)
-        self.engine: Engine = open_database(self.database_url)
+        self.engine: Engine = open_database(self.database_url, create=create)
 
     @property
     def settings(self) -> Settings:

@@ -50,6 +50,8 @@ def _since(value: str) -> datetime:
 
     try:
         return datetime.now(UTC) - timedelta(seconds=parse_duration(value, "h"))
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{value!r} reaches back before the year 1") from None
     except ValueError:
         pass
     try:
@@ -57,6 +59,36 @@ def _since(value: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an ISO time or a duration like 6h or 2d, got {value!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _positive_int(value: str) -> int:
+    """A whole number of at least 1 (for --limit, --min-sources)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _record_id(value: str) -> int:
+    """A story or article id: a whole number the database can hold."""
+    number = _positive_int(value)
+    if number >= 2**63:
+        raise argparse.ArgumentTypeError(f"no such id: {value}")
+    return number
+
+
+def _day(value: str) -> date:
+    """YYYY-MM-DD, a day whose bounds exist in every time zone."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {value!r}") from None
+    if not date(1, 1, 2) <= day <= date(9999, 12, 30):
+        raise argparse.ArgumentTypeError(f"expected a date between 0001-01-02 and 9999-12-30, got {value!r}")
+    return day
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,27 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--format", choices=["text", "markdown", "html", "json"], default="text")
 
     digest = command("digest", "print the day's stories, one entry per story")
-    digest.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default today)")
+    digest.add_argument("--date", type=_day, help="YYYY-MM-DD (default today)")
     digest.add_argument("--format", choices=["text", "markdown", "html", "json"], default="text")
-    digest.add_argument("--min-sources", type=int, default=1)
+    digest.add_argument("--min-sources", type=_positive_int, default=1)
     digest.add_argument("--output", help="write to this file instead of standard output")
     digest.add_argument("--email", action="store_true", help="mail it now as the config's email settings say")
 
     stories = command("stories", "list story clusters, ranked by distinct sources then recency")
     stories.add_argument("--since", type=_since, help="ISO time or a duration back from now (6h, 2d)")
-    stories.add_argument("--min-sources", type=int, default=1)
+    stories.add_argument("--min-sources", type=_positive_int, default=1)
     stories.add_argument("--search", help='full-text search (words, "phrases", prefix*); ranks by relevance')
-    stories.add_argument("--limit", type=int, default=50)
+    stories.add_argument("--limit", type=_positive_int, default=50)
     stories.add_argument("--format", choices=["table", "json"], default="table")
 
     story = command("story", "show one story: its articles, sources and how each joined")
-    story.add_argument("id", type=int)
+    story.add_argument("id", type=_record_id)
     story.add_argument("--format", choices=["text", "json"], default="text")
 
     explain = command("explain", "why two articles are (or are not) in the same story; takes two article ids "
                       "(`aggregator story ID` lists a story's articles with their ids)")
-    explain.add_argument("a", type=int, metavar="ARTICLE_ID", help="an article id (not a story id)")
-    explain.add_argument("b", type=int, metavar="OTHER_ARTICLE_ID", help="another article id")
+    explain.add_argument("a", type=_record_id, metavar="ARTICLE_ID", help="an article id (not a story id)")
+    explain.add_argument("b", type=_record_id, metavar="OTHER_ARTICLE_ID", help="another article id")
 
     replay = command("replay", "replay a JSONL file of articles through dedup and clustering, and score it")
     replay.add_argument("file")
@@ -138,10 +170,37 @@ def _config(args: argparse.Namespace, required: bool) -> Config | None:
 
 
 def _aggregator(args: argparse.Namespace, config_required: bool = False):
-    from .api import Aggregator
+    """The commands that poll create the database; the others open an existing one."""
+    from .api import Aggregator, resolve_database
 
     config = _config(args, config_required)
-    return Aggregator(database=getattr(args, "database", None), config=config)
+    for name in getattr(args, "feed", None) or []:  # `poll --feed TYPO` fails before the database is touched
+        config.feed(name)
+    polls = getattr(args, "command", None) in ("run", "poll")
+    if polls and config is not None and not any(feed.enabled for feed in config.feeds):
+        print(f"aggregator: warning: {config.path} lists no enabled feeds: there is nothing to poll", file=sys.stderr)
+    args.database_url = resolve_database(getattr(args, "database", None), config)  # for error messages
+    return Aggregator(database=args.database_url, config=config, create=polls)
+
+
+def _check_writable(*paths: str | Path | None) -> None:
+    """Refuse an output file that cannot be written, before any work is done (an existing file is untouched)."""
+    for path in paths:
+        if not path:
+            continue
+        target = Path(path)
+        existed = target.exists()
+        try:
+            with open(target, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            if target.is_dir():
+                raise CommandError(f"cannot write {path}: it is a folder") from None
+            if not target.parent.is_dir():
+                raise CommandError(f"cannot write {path}: folder {target.parent} does not exist") from None
+            raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
+        if not existed:
+            target.unlink()
 
 
 def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
@@ -193,11 +252,12 @@ def _progress_bar(total: int, description: str, unit: str) -> Iterator[Callable[
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .scheduler import Daemon
+    from .scheduler import Daemon, check_digest_folder
 
-    agg = _aggregator(args, config_required=True)
-    _setup_logging(args, agg.config)
-    Daemon(agg.engine, agg.config).run()
+    check_digest_folder(_config(args, required=True))  # at start, not at digest_time
+    with _aggregator(args, config_required=True) as agg:
+        _setup_logging(args, agg.config)
+        Daemon(agg.engine, agg.config).run()
     return 0
 
 
@@ -218,8 +278,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
     agg = _aggregator(args, config_required=True)
     _setup_logging(args, agg.config)
     results = agg.poll(args.feed, force=args.force)
-    if not results:
-        raise CommandError(f"no feeds to poll: {agg.config.path or 'the config'} lists no enabled feed")
+    if not results:  # the config's loading has warned that it lists no enabled feed
+        return 1
     new = sum(r.new_entries for r in results)  # what was committed, also by a poll that then failed
     failed = [r for r in results if r.status == "error"]
     skipped = [r for r in results if not r.polled and r.status != "error"]
@@ -250,6 +310,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    _check_writable(args.output)
     if args.email:
         return _mail_digest(args)
     with _aggregator(args) as agg:
@@ -368,6 +429,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from .replay import ReplayError, read_rows, replay, summary_lines, write_predictions
 
+    _check_writable(args.out)
     config = _config(args, required=False)
     window = config.settings.story_window if config else 3 * 86400
     try:
@@ -376,6 +438,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             report = replay(rows, database=getattr(args, "database", None), window_seconds=window, progress=progress)
     except (OSError, ReplayError) as exc:
         raise CommandError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{args.file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if args.out:
         write_predictions(report, args.out)
     for line in summary_lines(report):
@@ -384,11 +448,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
-    from .config import DEFAULT_CONFIG_PATH
+    from .config import DEFAULT_CONFIG_PATH, load_config
     from .opml import OpmlError, export_opml, merge_feeds_into_yaml, read_opml
 
     if args.action == "export":
         config = _config(args, required=True)
+        _check_writable(args.file)
         _emit(export_opml(config.feeds), args.file)
         return 0
     if args.action == "resume":
@@ -405,6 +470,9 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         if not args.file:
             raise CommandError("feeds import needs an OPML file")
         path = Path(getattr(args, "config", None) or DEFAULT_CONFIG_PATH)
+        if path.exists():
+            load_config(path)  # a config that does not load is not merged into
+        _check_writable(path)
         try:
             found = read_opml(Path(args.file).read_bytes())
         except (OSError, OpmlError) as exc:
@@ -455,6 +523,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .query import iter_articles, originals_of_copies, shown_url
 
+    _check_writable(args.output)
     with _aggregator(args) as agg:
         original = originals_of_copies(agg.engine)  # the earliest of each group of copies, as every reader shows
         out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
@@ -480,13 +549,29 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from .config import ConfigError
-    from .search import SearchError
-    from .store import StoreError
+def _database_error(args: argparse.Namespace, exc: Exception) -> str | None:
+    """One line for an error the database raised (a damaged file, a lost server), None for anything else."""
+    from sqlalchemy.exc import DBAPIError
 
+    from .store import describe_database_error
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    return describe_database_error(getattr(args, "database_url", None), exc, doing="read")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argparse.Namespace()
     try:
+        # Ctrl-C may come while the modules load: quiet, whatever was loading.
+        args = build_parser().parse_args(argv)
+        from .config import ConfigError
+        from .search import SearchError
+        from .store import StoreError
+    except KeyboardInterrupt:
+        return 130
+    try:
+        # ... or while the engine reloads or a command runs.
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"aggregator: config error: {exc}", file=sys.stderr)
@@ -501,6 +586,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        message = _database_error(args, exc)
+        if message is None:
+            raise
+        print(f"aggregator: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

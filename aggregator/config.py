@@ -6,11 +6,13 @@ A bad file raises :class:`ConfigError` naming the key and the line, so the CLI c
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -62,10 +64,31 @@ ALLOW_PRIVATE_DEPRECATED = (
 )
 
 
+def _at_least(seconds: float, minimum: float, shown: str) -> float:
+    if not math.isfinite(seconds) or seconds < minimum:
+        raise ValueError(f"must be at least {shown}")
+    return seconds
+
+
+def _one_line(value: str, what: str) -> str:
+    """``value`` stripped; refused when blank or holding control characters (it goes into logs and headers)."""
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{what} must be one line without control characters")
+    return value
+
+
+def _string_list(value: Any) -> Any:
+    """A single string stands for a list of one (``tags: world``)."""
+    return [value] if isinstance(value, str) else value
+
+
 class FeedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: str
     url: str
     interval: float | None = None  # seconds; None means the global poll_interval
     tags: list[str] = Field(default_factory=list)
@@ -79,15 +102,30 @@ class FeedConfig(BaseModel):
             raise ValueError(f"expected an http or https URL, got {value!r}")
         return value.strip()
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _one_line(value, "a feed name")
+
     @field_validator("interval", mode="before")
     @classmethod
     def _interval(cls, value: Any) -> float | None:
         if value is None:
             return None
         seconds = parse_duration(value)
-        if seconds < 60:
+        if not math.isfinite(seconds) or seconds < 60:
             raise ValueError("interval must be at least 1m")
         return seconds
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags_list(cls, value: Any) -> Any:
+        return _string_list(value)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(_one_line(tag, "a tag") for tag in value))
 
 
 class WebSettings(BaseModel):
@@ -139,12 +177,13 @@ class Settings(BaseModel):
     timezone: str = "UTC"
     log_level: str = "INFO"
     user_agent: str = "aggregator/0.1 (+https://github.com/aggregator/aggregator; self-hosted news reader)"
-    timeout: float = 20.0
-    max_response_bytes: int = 15 * 1024 * 1024
-    max_concurrency: int = 8
-    per_host_limit: int = 2
-    max_entries_per_feed: int = 500
-    extract_timeout: float = 10.0  # seconds trafilatura may spend on one page before the feed's text is used
+    timeout: float = Field(20.0, gt=0, allow_inf_nan=False)
+    max_response_bytes: int = Field(15 * 1024 * 1024, gt=0)
+    max_concurrency: int = Field(8, ge=1)
+    per_host_limit: int = Field(2, ge=1)
+    max_entries_per_feed: int = Field(500, ge=1)
+    # seconds trafilatura may spend on one page before the feed's text is used
+    extract_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
     # Private networks feeds may reach (addresses or CIDR); public addresses are always allowed.
     allowed_networks: list[Network] = Field(default_factory=list)
     story_window: float = 3 * 86400
@@ -181,8 +220,59 @@ class Settings(BaseModel):
     @field_validator("poll_interval", "story_window", mode="before")
     @classmethod
     def _duration(cls, value: Any, info: Any) -> float:
-        unit = "d" if info.field_name == "story_window" else "m"
-        return parse_duration(value, unit)
+        if info.field_name == "story_window":
+            return _at_least(parse_duration(value, "d"), 3600, "1h")
+        return _at_least(parse_duration(value, "m"), 60, "1m")
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        from .store import database_url_problem  # the store module owns what a database URL may be
+
+        problem = database_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"unknown time zone {value!r}: expected a name such as UTC or Europe/Paris") from None
+        return value
+
+    @field_validator("digest_dir")
+    @classmethod
+    def _digest_dir(cls, value: str) -> str:
+        return _one_line(value, "digest_dir")
+
+    @field_validator("user_agent")
+    @classmethod
+    def _user_agent(cls, value: str) -> str:
+        value = _one_line(value, "user_agent")
+        if not value.isascii():
+            raise ValueError("user_agent must be ASCII (it is sent as an HTTP header)")
+        return value
+
+    @field_validator("preferred_sources", mode="before")
+    @classmethod
+    def _sources_list(cls, value: Any) -> Any:
+        return _string_list(value)
+
+    @field_validator("preferred_sources")
+    @classmethod
+    def _sources(cls, value: list[str]) -> list[str]:
+        return [_one_line(source, "a preferred source") for source in value]
+
+    @field_validator("digest_time", mode="before")
+    @classmethod
+    def _unquoted_clock(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 7:00 as the base-60 number 420: give the user back the time they wrote
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
 
     @field_validator("digest_time")
     @classmethod
@@ -212,6 +302,14 @@ class _File(BaseModel):
     settings: Settings = Field(default_factory=Settings)
     feeds: list[FeedConfig] = Field(default_factory=list)
 
+    @field_validator("settings", "feeds", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any, info: Any) -> Any:
+        # `feeds:` with nothing under it (as a new file starts) is an empty list, not an error
+        if value is None:
+            return {} if info.field_name == "settings" else []
+        return value
+
 
 @dataclass
 class Config:
@@ -230,19 +328,25 @@ class Config:
         return feed.interval or self.settings.poll_interval
 
 
-def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
-    """Map every key path in a composed YAML document to its 1-based line."""
+def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None, source: str = "<config>") -> dict:
+    """Map every key path in a composed YAML document to its 1-based line; a key given twice is an error
+    (YAML would silently keep the last one, so a feed's second ``url:`` would hide its first)."""
     out = {} if out is None else out
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: set = set()
         for key, value in node.value:
             child = path + (key.value,)
+            if key.value in seen:
+                where = ".".join(str(p) for p in child)
+                raise ConfigError(f"{source}:{key.start_mark.line + 1}: {where}: given twice")
+            seen.add(key.value)
             out[child] = key.start_mark.line + 1
-            _line_index(value, child, out)
+            _line_index(value, child, out, source)
             out[child] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _line_index(item, path + (i,), out)
+            _line_index(item, path + (i,), out, source)
     return out
 
 
@@ -269,7 +373,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: expected a mapping with 'settings' and 'feeds'")
-    lines = _line_index(node) if node is not None else {}
+    lines = _line_index(node, source=source) if node is not None else {}
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DeprecatedSetting)

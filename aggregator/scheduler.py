@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import delete
 
-from .config import Config, FeedConfig
+from .config import Config, ConfigError, FeedConfig
 from .digest import render_digest
 from .fetch import Fetcher
 from .models import FetchLog, Story, utcnow
@@ -35,13 +36,33 @@ FETCH_LOG_DAYS = 30
 DIGEST_SUFFIX = {"text": "txt", "markdown": "md", "html": "html", "json": "json"}
 
 
+def digest_folder(config: Config) -> Path:
+    """Where the daily digests go: ``digest_dir``, relative to the config file's folder."""
+    folder = Path(config.settings.digest_dir).expanduser()
+    if not folder.is_absolute() and config.path is not None:
+        folder = config.path.resolve().parent / folder
+    return folder
+
+
+def check_digest_folder(config: Config) -> Path:
+    """Create the digest folder and make sure a file can be written there: a daemon learns it at start,
+    not at ``digest_time`` the next morning. Raises :class:`ConfigError` naming the setting."""
+    folder = digest_folder(config)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{config.path or 'config'}: settings.digest_dir: cannot write digests to {folder}: "
+                          f"{exc.strerror or exc}") from None
+    return folder
+
+
 def write_digest(engine: Engine, config: Config, day=None) -> Path:
     """Render the day's digest into the configured folder; returns the file written."""
     settings = config.settings
     digest = build_digest(engine, day, settings.timezone)
-    folder = Path(settings.digest_dir)
-    if not folder.is_absolute() and config.path is not None:
-        folder = config.path.resolve().parent / folder
+    folder = digest_folder(config)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{digest.day.isoformat()}.{DIGEST_SUFFIX[settings.digest_format]}"
     temporary = path.with_suffix(path.suffix + ".tmp")

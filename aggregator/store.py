@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, SQLModel, create_engine
 
 from . import models
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 DATABASE_ENV = "AGGREGATOR_DATABASE_URL"
+URL_FORMS = "sqlite:///FILE, a file path, or postgresql://USER@HOST/DATABASE"
 
 
 class StoreError(Exception):
@@ -37,12 +39,74 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def normalize_database_url(url: str) -> str:
-    """Accept a bare file path as a SQLite database; use psycopg 3 for plain postgresql URLs."""
+    """Accept a bare file path as a SQLite database (``~`` is the home folder); use psycopg 3 for plain
+    postgresql URLs."""
     if "://" not in url:
-        return f"sqlite:///{url}"
+        return f"sqlite:///{Path(url).expanduser()}"
+    if url.startswith("sqlite:///~"):
+        return f"sqlite:///{Path(url.removeprefix('sqlite:///')).expanduser()}"
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with the shape of ``url``, or None when it names a SQLite file or a PostgreSQL database."""
+    if not url or not url.strip():
+        return f"the database URL is empty (expected {URL_FORMS})"
+    try:
+        parsed = make_url(normalize_database_url(url))
+    except ArgumentError:
+        return f"not a database URL: {url!r} (expected {URL_FORMS})"
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.host:  # sqlite://file.db: the file name became a host name
+            return f"{url!r}: a SQLite URL has three slashes before a relative path (sqlite:///FILE)"
+    elif backend != "postgresql":
+        return f"unsupported database {parsed.drivername!r} in {shown_url(url)} (expected {URL_FORMS})"
+    return None
+
+
+def shown_url(url: str | URL) -> str:
+    """The URL to show a person: a password is masked."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url if "://" in url else normalize_database_url(url))
+    except ArgumentError:
+        return str(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return parsed.render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str | URL) -> Path | None:
+    """The file of a SQLite URL (None for other databases and for an in-memory one)."""
+    parsed = url if isinstance(url, URL) else make_url(normalize_database_url(url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def describe_database_error(url: str | URL | None, exc: BaseException, doing: str = "open") -> str:
+    """One line for a database that cannot be opened (``doing="open"``) or read, saying what to do about it."""
+    cause = getattr(exc, "orig", None) or exc
+    reason = " ".join(str(cause).split()) or type(cause).__name__
+    if reason.startswith("Could not decode to UTF-8"):  # the message goes on with the damaged bytes
+        reason = reason.split(" with text ", 1)[0]
+    reason = reason if len(reason) <= 200 else reason[:200] + "..."
+    if url is None:
+        return f"database error: {reason}"
+    path = sqlite_path(url)
+    if path is not None:
+        if "malformed" in reason or "Could not decode to UTF-8" in reason:
+            return (f"database {path} is damaged ({reason}): stop every aggregator process on it, then restore "
+                    f"it from a backup or recover what is left with: sqlite3 {path} .recover | sqlite3 NEW.db")
+        if "file is not a database" in reason:
+            return f"{path} is not a SQLite database ({reason}): check --database or the config's 'database'"
+        if "unable to open database file" in reason:
+            return f"cannot open database {path}: {reason} (does its folder exist, and may you write to it?)"
+    elif isinstance(cause, ImportError):
+        return f"cannot open database {shown_url(url)}: {reason} (pip install 'aggregator[postgres]')"
+    return f"cannot {doing} database {shown_url(url)}: {reason}"
 
 
 def make_engine(url: str) -> Engine:
@@ -85,11 +149,11 @@ MIGRATIONS: dict[int, Callable[[Engine], None]] = {1: _migrate_to_1, 2: _migrate
 
 
 def schema_version(engine: Engine) -> int:
+    # Only a missing table means version 0: a damaged file must raise, not look like a new database.
+    if not inspect(engine).has_table(Meta.__tablename__):
+        return 0
     with Session(engine) as session:
-        try:
-            row = session.get(Meta, "schema_version")
-        except Exception:  # no meta table yet
-            return 0
+        row = session.get(Meta, "schema_version")
         return int(row.value) if row else 0
 
 
@@ -108,16 +172,42 @@ def upgrade(engine: Engine) -> int:
     return found
 
 
-def open_database(url: str | None = None) -> Engine:
-    """An engine on ``url`` (or ``$AGGREGATOR_DATABASE_URL``) with the schema upgraded."""
+def _require_sqlite_file(url: str) -> None:
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a database file: check --database or the config's 'database'")
+    if not path.exists():
+        raise StoreError(f"database {path} does not exist: check --database or the config's 'database' "
+                         "(`aggregator poll` or `aggregator run` creates it)")
+
+
+def open_database(url: str | None = None, create: bool = True) -> Engine:
+    """An engine on ``url`` (or ``$AGGREGATOR_DATABASE_URL``) with the schema upgraded.
+
+    With ``create=False`` (for commands that only read) the database must already exist and be an aggregator
+    database: a mistyped file name is an error instead of a new, empty database.
+    """
     url = url or os.environ.get(DATABASE_ENV) or "sqlite:///aggregator.db"
+    problem = database_url_problem(url)
+    if problem:
+        raise StoreError(problem)
+    if not create:
+        _require_sqlite_file(url)
+    engine = None
     try:
         engine = make_engine(url)
+        if not create and schema_version(engine) == 0:
+            raise StoreError(f"{shown_url(url)} is not an aggregator database (it has none of its tables): check "
+                             "--database or the config's 'database'")
         upgrade(engine)
-    except StoreError:
+    except BaseException as exc:
+        if engine is not None:
+            engine.dispose()
+        if isinstance(exc, Exception) and not isinstance(exc, StoreError):
+            raise StoreError(describe_database_error(url, exc)) from exc
         raise
-    except Exception as exc:
-        raise StoreError(f"cannot open database {url}: {exc}") from exc
     return engine
 
 
@@ -151,7 +241,10 @@ class DaemonLock:
             if database == ":memory:":
                 return
             path = Path(database).expanduser().resolve().with_name(Path(database).name + ".lock")
-            handle = open(path, "a+")
+            try:
+                handle = open(path, "a+")
+            except OSError as exc:
+                raise StoreError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -5,9 +5,11 @@ usage: python scripts/top_stories.py [--database URL] [--hours 24] [--min-source
 """
 
 import argparse
+import sys
 from datetime import UTC, datetime, timedelta
 
 from aggregator import Aggregator
+from aggregator.store import StoreError
 
 
 def main() -> None:
@@ -18,7 +20,11 @@ def main() -> None:
     args = parser.parse_args()
 
     since = datetime.now(UTC) - timedelta(hours=args.hours)
-    with Aggregator(database=args.database) as agg:
+    try:
+        agg = Aggregator(database=args.database, create=False)  # reading: a mistyped name is not a new database
+    except StoreError as exc:
+        sys.exit(f"top_stories: {exc}")
+    with agg:
         stories = agg.stories(since=since, min_sources=args.min_sources, limit=20)
         if not stories:
             print(f"No story with {args.min_sources}+ sources in the last {args.hours:g} hours.")

@@ -147,8 +147,9 @@ def test_example_script_uses_the_library_api(polled, tmp_path):
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "top_stories.py"
     database = polled[polled.index("--database") + 1]
+    env = {**__import__("os").environ, "PYTHONPATH": str(script.parents[1])}  # this checkout's package
     result = subprocess.run([sys.executable, str(script), "--database", database, "--hours", "1000000"],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert "sources]" in result.stdout and "Continental Press" in result.stdout
 
@@ -195,7 +196,7 @@ def test_poll_of_a_config_without_enabled_feeds_says_so(tmp_path, capsys):
     config = tmp_path / "feeds.yaml"
     config.write_text("feeds:\n  - name: Quiet\n    url: https://quiet.example/feed\n    enabled: false\n")
     assert main(["--config", str(config), "--database", f"sqlite:///{tmp_path}/none.db", "poll"]) == 1
-    assert "no feeds to poll" in capsys.readouterr().err
+    assert "lists no enabled feeds: there is nothing to poll" in capsys.readouterr().err
 
 
 def _replay_line(**fields):

@@ -169,3 +169,92 @@ def test_allow_private_networks_with_allowed_networks_refused():
     text = "settings:\n  allow_private_networks: true\n  allowed_networks: [127.0.0.1/32]\n"
     with pytest.raises(ConfigError, match=r"^cfg:1: settings: .*replaced by allowed_networks"):
         parse_config(text, "cfg")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("timezone", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
+        ("timezone", "America", "unknown time zone"),
+        ("timezone", "../etc/passwd", "unknown time zone"),
+        ("poll_interval", "0", "at least 1m"),
+        ("poll_interval", "30s", "at least 1m"),
+        ("poll_interval", ".inf", "at least 1m"),
+        ("story_window", "0", "at least 1h"),
+        ("timeout", "0", "greater than 0"),
+        ("timeout", "-1", "greater than 0"),
+        ("timeout", ".inf", "finite"),
+        ("extract_timeout", "0", "greater than 0"),
+        ("extract_timeout", "-5", "greater than 0"),
+        ("max_response_bytes", "0", "greater than 0"),
+        ("max_concurrency", "0", "greater than or equal to 1"),
+        ("per_host_limit", "-1", "greater than or equal to 1"),
+        ("max_entries_per_feed", "0", "greater than or equal to 1"),
+        ("digest_dir", "''", "must not be empty"),
+        ("user_agent", "''", "must not be empty"),
+        ("user_agent", '"agent\\nX-Injected: 1"', "one line"),
+        ("user_agent", "agrégateur/1.0", "ASCII"),
+        ("preferred_sources", "[Reuters, '']", "must not be empty"),
+        ("database", "mysql://u@h/db", "unsupported database 'mysql'"),
+        ("database", "sqlite://aggregator.db", "three slashes"),
+        ("database", "''", "empty"),
+        ("database", "'postgresql://'", None),  # any shape SQLAlchemy parses as PostgreSQL is left to the server
+    ],
+)
+def test_every_setting_is_validated_with_key_and_line(setting, value, message):
+    text = f"# settings\nsettings:\n  log_level: INFO\n  {setting}: {value}\nfeeds: []\n"
+    if message is None:
+        parse_config(text, "cfg")
+        return
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "cfg")
+    assert str(info.value).startswith(f"cfg:4: settings.{setting}: ")
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("feed", "message"),
+    [
+        ("name: '   '", "feeds.0.name: a feed name must not be empty"),
+        ('name: "A\\nB"', "feeds.0.name: a feed name must be one line"),
+        ("tags: [world, '']", "feeds.0.tags: a tag must not be empty"),
+        ("tags: [world, null]", "feeds.0.tags.1"),
+        ("tags: {a: 1}", "feeds.0.tags"),
+    ],
+)
+def test_feed_name_and_tags_are_validated(feed, message):
+    key = feed.split(":")[0]
+    base = {"name": "name: A", "tags": "tags: [x]"}
+    lines = [feed if key == "name" else base["name"], "url: https://a.example/rss", feed if key == "tags" else ""]
+    text = "feeds:\n  - " + "\n    ".join(line for line in lines if line) + "\n"
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text, "cfg")
+
+
+def test_friendly_forms_are_accepted():
+    text = ("settings:\n  timezone: Europe/Paris\n  preferred_sources: Reuters\n"
+            "feeds:\n  - name: ' A '\n    url: https://a.example/rss\n    tags: world\n"
+            "  - name: B\n    url: https://b.example/rss\n    tags: [' x ', x, y]\n")
+    config = parse_config(text)
+    assert config.settings.preferred_sources == ["Reuters"]
+    assert [(f.name, f.tags) for f in config.feeds] == [("A", ["world"]), ("B", ["x", "y"])]
+
+
+@pytest.mark.parametrize("text", ["feeds:\n", "settings:\nfeeds:\n", "settings:\n"])
+def test_empty_sections_are_empty_not_errors(text):
+    config = parse_config(text)
+    assert config.feeds == [] and config.settings.poll_interval == 15 * 60
+
+
+def test_an_unquoted_digest_time_is_the_time_written():
+    # YAML 1.1 reads 7:00 as the base-60 number 420
+    assert parse_config("settings:\n  digest_time: 7:00\n").settings.digest_time == "07:00"
+    assert parse_config("settings:\n  digest_time: 23:59\n").settings.digest_time == "23:59"
+
+
+def test_a_key_given_twice_is_an_error_not_silently_dropped():
+    text = "feeds:\n  - name: A\n    url: https://a.example/rss\n    url: https://b.example/rss\n"
+    with pytest.raises(ConfigError, match=r"^cfg:4: feeds\.0\.url: given twice"):
+        parse_config(text, "cfg")
+    with pytest.raises(ConfigError, match=r"^cfg:3: settings: given twice"):
+        parse_config("settings:\n  timezone: UTC\nsettings:\n  log_level: INFO\n", "cfg")
