@@ -113,31 +113,6 @@ def test_two_storms_sharing_a_topic_word_stay_apart():
     assert stream.story_of[a[0]] != stream.story_of[b[0]]
 
 
-# Two events of one drought told by one wire service: the same background sentence opens both reports.
-DROUGHT = ("The region has had almost no rain since March, reservoirs stand at a third of their capacity and farmers "
-           "have been told to expect water rationing through the summer, according to the national weather service. ")
-WILDFIRE = ("Firefighters in Valdera spent the night holding a blaze that jumped the motorway near Santa Imara, and "
-            "four hundred homes in Corvel and Lisbara were evacuated. Governor Anselmi asked for aircraft from "
-            "neighbouring provinces while police closed the coastal railway; investigators suspect an abandoned "
-            "barbecue. Volunteers handed out masks as ash fell on the harbour and the ferry to Porto Brisa stopped.")
-HARVEST = ("Wheat growers in the Tessaline valley harvested early after yields fell by half, and the cooperative in "
-           "Montegrano asked the agriculture ministry for emergency loans. Minister Ferraud promised compensation "
-           "funds next month; bakers warned that bread prices would climb. Cattle breeders around Brunesco are "
-           "selling herds they can no longer feed, and exporters cancelled contracts with buyers in Alexandria.")
-
-
-def test_two_events_opening_with_the_same_background_stay_apart():
-    stream = Stream()
-    for n, title in enumerate(FILLER):
-        stream.push(title, when=T0 + timedelta(minutes=n))
-    fire, _ = stream.push("Wildfire forces evacuations in Valdera as drought drags on", DROUGHT + WILDFIRE,
-                          T0 + timedelta(days=2))
-    crops, decision = stream.push("Drought halves the wheat harvest in the Tessaline valley", DROUGHT + HARVEST,
-                                  T0 + timedelta(days=2, hours=1))
-    assert decision.story_signal == SIGNAL_NEW
-    assert stream.story_of[fire] != stream.story_of[crops]
-
-
 def test_story_signal_and_score_reported():
     stream = Stream()
     stream.push(QUAKE[0])
