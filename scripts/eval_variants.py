@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""Score the clustering engine on variants of the labelled sets, with the default settings and ablations.
+
+usage: python scripts/eval_variants.py [--bench-dir ../shared/bench] [--sets NAME ...] [--configs NAME ...]
+                                       [--set key=value ...] [--list] [--recall]
+
+A setting fitted to one file's quirks (its arrival order, its burstiness) shows up as a score that holds on the
+file and drops on a variant of it. The variants (built in memory, nothing is written):
+
+- gn: googlenews-t as published (stemmed, stop-worded headlines in MStream's stream order, no times);
+- gn-shuf1..3: the same rows shuffled (three seeds): no burst of one story in the arrival order;
+- gn-rev: the stream reversed;
+- gn-time: fake times: each story starts at a random moment of a month, its articles follow within hours
+  (exponential, mean four hours), the stream is in time order and carries the times;
+- gn-burst: that same order without the times (the engine must judge recency by arrival);
+- synd: syndication-dev as published (full texts with real-looking times over two days);
+- synd-untimed: its rows shuffled, without times;
+- samekind: the syndication-dev stories that share a subject with another one (markets, crime, football,
+  holidays, celebrities, Ebola, politics, year-in-review pieces, the AirAsia crash as one story), without
+  times, each subject's articles arriving together: different events of one kind, told in full texts;
+- twins: harder: two events of one kind from each long syndication-dev article (its halves, the second with
+  other names and figures; see ``twins``), each told by several outlets, untimed.
+
+Configurations are the defaults plus one change each (``CONFIGS``); ``--set`` adds one of your own. The table
+gives BCubed F1 (with --recall, also BCubed precision/recall) for each set, then the mean and the worst change
+against the defaults over the sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aggregator.cluster import Clusterer, ClusterSettings  # noqa: E402
+from aggregator.parse import parse_time  # noqa: E402
+from aggregator.replay import score  # noqa: E402
+
+UNTIMED = datetime(2026, 1, 1)
+HEADLINES, FULL_TEXTS = "googlenews-t.jsonl", "syndication-dev.jsonl"
+
+# syndication-dev stories (page names) that share a subject with another: different events of one kind
+SUBJECTS = {
+    "markets": ["247wallst.com1", "247wallst.com2", "reuters.com1", "fool.com1", "theglobeandmail.com2",
+                "huffingtonpost.com1", "bloomberg.com1"],
+    "crime": ["foxnews.com2", "pe.com1", "mlive.com1", "oregonlive.com2", "nydailynews.com1", "wired.com2",
+              "thedailybeast.com2"],
+    "football": ["al.com1", "dallasnews.com2", "mlive.com2", "dailycaller.com2"],
+    "holidays": ["elle.com2", "bhg.com2", "dailycaller.com1", "dallasnews.com1", "foxbusiness.com2",
+                 "theatlanticcities.com2", "self.com2", "mashable.com1", "mashable.com2"],
+    "celebrities": ["ok.co.uk1", "vanityfair.com1", "graziadaily.co.uk1", "glamour.com1", "self.com1",
+                    "thedebrief.co.uk1", "thedebrief.co.uk2", "teenvogue.com2"],
+    "ebola": ["reuters.com4", "uproxx.com1"],
+    "politics": ["nj.com1", "usnews.com1", "pewresearch.org1", "businessweek.com2"],
+    "year-in-review": ["flavorwire.com1", "flavorwire.com2", "avclub.com1", "cleveland.com1", "cleveland.com2",
+                       "sitepoint.com1", "theatlantic.com2"],
+    "airasia": ["reuters.com2", "reuters.com3", "telegraph.co.uk1", "theglobeandmail.com1"],
+}
+ONE_STORY = {"airasia"}  # one event covered by several outlets: one story, whatever the page
+
+# name -> (setting overrides, engine rules switched off)
+CONFIGS: dict[str, tuple[dict, frozenset]] = {
+    "default": ({}, frozenset()),
+    "no-active-bonus": ({"active_story_threshold": 0.3}, frozenset()),
+    "active=0.15": ({"active_story_threshold": 0.15}, frozenset()),
+    "active=0.2": ({"active_story_threshold": 0.2}, frozenset()),
+    "no-arrival-recency": ({}, frozenset({"arrival-recency"})),
+    "active_arrivals=100": ({"active_arrivals": 100}, frozenset()),
+    "active_arrivals=1000": ({"active_arrivals": 1000}, frozenset()),
+    "coverage=0": ({"active_min_coverage": 0.0}, frozenset()),
+    "coverage=0.5": ({"active_min_coverage": 0.5}, frozenset()),
+    "no-second-chance": ({"member_threshold": 0.0}, frozenset()),
+    "no-convergence": ({"merge_threshold": 9.0, "fragment_merge_threshold": 9.0}, frozenset()),
+    "no-fragment-fold": ({"fragment_articles": 0}, frozenset()),
+    "merge=0.35": ({"merge_threshold": 0.35}, frozenset()),
+    "min_shared=1": ({"story_min_shared_terms": 1}, frozenset()),
+    "min_shared=3": ({"story_min_shared_terms": 3}, frozenset()),
+    "threshold=0.25": ({"story_threshold": 0.25}, frozenset()),
+    "threshold=0.35": ({"story_threshold": 0.35}, frozenset()),
+    "title_weight=1": ({"title_weight": 1.0}, frozenset()),
+    "lead_words=30": ({"lead_words": 30}, frozenset()),
+    "lead_words=120": ({"lead_words": 120}, frozenset()),
+}
+
+
+class AblatedClusterer(Clusterer):
+    """The engine with named rules switched off (rules the settings cannot switch off on their own)."""
+
+    def __init__(self, settings: ClusterSettings, off: frozenset = frozenset()):
+        super().__init__(settings)
+        self.off = off
+
+    def _active(self, story) -> bool:
+        if "arrival-recency" in self.off and not self.timed():
+            return False
+        return super()._active(story)
+
+
+# ---- variants -----------------------------------------------------------------------------------------------
+
+def untimed(rows: list[dict]) -> list[dict]:
+    return [{**row, "published": None} for row in rows]
+
+
+def shuffled(rows: list[dict], seed: int) -> list[dict]:
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+def fake_times(rows: list[dict], seed: int = 1, days: int = 30, mean_hours: float = 4.0) -> list[dict]:
+    """Rows with made-up times: stories start over ``days`` days, their articles follow within hours; time order."""
+    rng = random.Random(seed)
+    start = datetime(2026, 3, 1)
+    begins: dict[str, datetime] = {}
+    timed = []
+    for row in rows:
+        begin = begins.setdefault(row["story"], start + timedelta(seconds=rng.uniform(0, days * 86400)))
+        when = begin + timedelta(hours=min(rng.expovariate(1 / mean_hours), 48.0))
+        timed.append({**row, "published": when.isoformat()})
+    timed.sort(key=lambda r: r["published"])
+    return timed
+
+
+def same_kind(rows: list[dict], seed: int = 1) -> list[dict]:
+    """Stories that share a subject with another, untimed, each subject's articles arriving together."""
+    rng = random.Random(seed)
+    out = []
+    for subject, stories in SUBJECTS.items():
+        picked = [dict(row, published=None) for row in rows if row["story"] in stories]
+        rng.shuffle(picked)
+        if subject in ONE_STORY:
+            picked = [dict(row, story=subject) for row in picked]
+        out.extend(picked)
+    return out
+
+
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+")
+_NUMBER = re.compile(r"\d+")
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in re.split(r"\n\s*\n|\n", text) if p.strip()]
+
+
+def _renamed(text: str, names: dict[str, str], rng: random.Random) -> str:
+    text = re.sub(r"\b[A-Z][\w'’-]+", lambda m: names.get(m.group(0), m.group(0)), text)
+    return _NUMBER.sub(lambda m: str(rng.randrange(10 ** (len(m.group(0)) - 1), 10 ** len(m.group(0)))), text)
+
+
+def _copy(title: str, pars: list[str], rng: random.Random) -> tuple[str, str]:
+    """A wire copy: maybe a headline word dropped, the tail cut, a dateline."""
+    words = title.split()
+    if len(words) > 4 and rng.random() < 0.5:
+        del words[rng.randrange(len(words))]
+    keep = max(1, int(len(pars) * rng.uniform(0.6, 1.0)))
+    return " ".join(words), rng.choice(["", "LONDON (Reuters) - ", "NEW YORK -- "]) + "\n\n".join(pars[:keep])
+
+
+def twins(rows: list[dict], seed: int = 1, min_words: int = 300) -> list[dict]:
+    """Two events of one kind from each long article, untimed: its first half of paragraphs as one event, its
+    second half with every capitalised name swapped for another article's and every number changed as the
+    other; each event told by the original and one to three wire copies, the pair's articles arriving together.
+
+    The two events share the subject's words and none of their names, places or figures (two earthquakes, two
+    arrests): what tells them apart is the evidence of the event.
+    """
+    rng = random.Random(seed)
+    bases = [r for r in rows if r["id"].endswith("-0") and len((r["text"] or "").split()) >= min_words]
+    lower = {w for r in bases for w in re.findall(r"\b[a-z][\w'’-]+", r["text"])}
+    # proper names: capitalised mid-sentence and never written in lower case
+    pool = sorted({m.group(0) for r in bases for m in _NAME.finditer(r["text"]) if m.group(0).lower() not in lower})
+    out = []
+    for base in bases:
+        pars = _paragraphs(base["text"])
+        if len(pars) < 4:
+            continue
+        half = len(pars) // 2
+        own = {m.group(0) for m in _NAME.finditer(base["text"])} & set(pool)
+        others = [name for name in pool if name not in own]
+        if not others:
+            continue
+        names = {name: rng.choice(others) for name in sorted(own)}
+        events = [(base["title"], pars[:half], f"{base['story']}/a"),
+                  (_renamed(base["title"], names, rng), [_renamed(p, names, rng) for p in pars[half:]],
+                   f"{base['story']}/b")]
+        block = []
+        for title, event_pars, story in events:
+            block.append({"id": f"{story}-0", "title": title, "text": "\n\n".join(event_pars), "published": None,
+                          "source": "Origin", "url": None, "story": story})
+            for k in range(1, rng.randint(1, 3) + 1):
+                copy_title, copy_text = _copy(title, event_pars, rng)
+                block.append({"id": f"{story}-{k}", "title": copy_title, "text": copy_text, "published": None,
+                              "source": f"Outlet {k}", "url": None, "story": story})
+        rng.shuffle(block)
+        out.extend(block)
+    return out
+
+
+def load(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def variants(bench: Path) -> dict[str, list[dict]]:
+    sets: dict[str, list[dict]] = {}
+    if (bench / HEADLINES).exists():
+        gn = load(bench / HEADLINES)
+        sets["gn"] = gn
+        for seed in (1, 2, 3):
+            sets[f"gn-shuf{seed}"] = shuffled(gn, seed)
+        sets["gn-rev"] = gn[::-1]
+        sets["gn-time"] = fake_times(gn)
+        sets["gn-burst"] = untimed(sets["gn-time"])
+    if (bench / FULL_TEXTS).exists():
+        synd = load(bench / FULL_TEXTS)
+        sets["synd"] = synd
+        sets["synd-untimed"] = untimed(shuffled(synd, 1))
+        sets["samekind"] = same_kind(synd)
+        sets["twins"] = twins(synd)
+    return sets
+
+
+# ---- replay -------------------------------------------------------------------------------------------------
+
+def cluster(rows: list[dict], settings: ClusterSettings, off: frozenset = frozenset()) -> dict[str, str]:
+    """The engine's story of each row, replayed in time order (untimed rows keep their place), merges applied."""
+    timed = [(parse_time(row["published"]) or UNTIMED, index, row) for index, row in enumerate(rows)]
+    timed.sort(key=lambda item: (item[0], item[1]))
+    engine = AblatedClusterer(settings, off)
+    members: dict[int, list[int]] = defaultdict(list)
+    story_of: dict[int, int] = {}
+    next_id = 0
+    for index, (when, _, row) in enumerate(timed):
+        feats = engine.features(row["title"], row["text"] or "", when, row["source"] or "")
+        decision = engine.decide(feats)
+        story = decision.story_id
+        if story is None:
+            next_id += 1
+            story = next_id
+        if decision.merge_story_ids:  # as the pipeline does: the oldest id survives
+            ids = sorted({story, *decision.merge_story_ids})
+            story = ids[0]
+            for other in ids[1:]:
+                engine.merge(story, other)
+                for member in members.pop(other, []):
+                    story_of[member] = story
+                    members[story].append(member)
+        engine.add(index, feats, story)
+        members[story].append(index)
+        story_of[index] = story
+    return {timed[i][2]["id"]: str(s) for i, s in story_of.items()}
+
+
+def evaluate(rows: list[dict], overrides: dict, off: frozenset) -> dict[str, float]:
+    predicted = cluster(rows, ClusterSettings(**overrides), off)
+    return score({row["id"]: str(row["story"]) for row in rows}, predicted)
+
+
+def parse_override(text: str) -> dict:
+    key, _, value = text.partition("=")
+    return {key: float(value) if "." in value else int(value)}
+
+
+def table(results: dict[str, dict[str, dict]], sets: list[str], recall: bool) -> list[str]:
+    width = max(len(name) for name in results) + 1
+    cell = 19 if recall else 13
+    head = "".join(f"{name:>{cell}}" for name in sets)
+    lines = [f"{'config':<{width}}{head}{'mean':>9}{'worst d':>9}"]
+    base = results.get("default")
+    for name, by_set in results.items():
+        cells = []
+        for s in sets:
+            f = by_set[s]["bcubed_f1"]
+            if recall:
+                cells.append(f"{f:.4f} {by_set[s]['bcubed_p']:.3f}/{by_set[s]['bcubed_r']:.3f}".rjust(cell))
+            else:
+                cells.append(f"{f:13.4f}")
+        mean = sum(by_set[s]["bcubed_f1"] for s in sets) / len(sets)
+        worst = min(by_set[s]["bcubed_f1"] - base[s]["bcubed_f1"] for s in sets) if base else 0.0
+        lines.append(f"{name:<{width}}{''.join(cells)}{mean:9.4f}{worst:+9.4f}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bench-dir", type=Path, default=ROOT.parent / "shared" / "bench")
+    parser.add_argument("--sets", nargs="*", help="variant names (default: all)")
+    parser.add_argument("--configs", nargs="*", help="configuration names (default: all)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="an extra configuration: the defaults with these settings changed")
+    parser.add_argument("--list", action="store_true", help="list the variants and configurations, then stop")
+    parser.add_argument("--recall", action="store_true", help="also print BCubed precision/recall")
+    args = parser.parse_args(argv)
+    sets = variants(args.bench_dir)
+    if not sets:
+        print(f"eval_variants: no labelled sets in {args.bench_dir}", file=sys.stderr)
+        return 2
+    configs = dict(CONFIGS)
+    for extra in args.set:
+        overrides: dict = {}
+        for part in extra.split(","):
+            overrides.update(parse_override(part))
+        configs[extra] = (overrides, frozenset())
+    if args.list:
+        print("sets:", " ".join(f"{name}({len(rows)})" for name, rows in sets.items()))
+        print("configs:", " ".join(configs))
+        return 0
+    chosen_sets = args.sets or list(sets)
+    chosen = args.configs or list(configs)
+    if "default" not in chosen:
+        chosen = ["default", *chosen]
+    chosen += [extra for extra in args.set if extra not in chosen]
+    unknown = [n for n in chosen_sets if n not in sets] + [n for n in chosen if n not in configs]
+    if unknown:
+        print(f"eval_variants: unknown set or configuration: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    results: dict[str, dict[str, dict]] = {}
+    for name in chosen:
+        overrides, off = configs[name]
+        started = time.perf_counter()
+        results[name] = {s: evaluate(sets[s], overrides, off) for s in chosen_sets}
+        print(f"# {name}: {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+    print("\n".join(table(results, chosen_sets, args.recall)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

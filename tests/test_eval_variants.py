@@ -1,0 +1,77 @@
+"""The variant suite builds its variants as described and prints one table (tiny made-up sets, not ../shared)."""
+
+import json
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+import eval_variants  # noqa: E402
+
+HEADLINES = [
+    ("quake strikes coastal city magnitude", "q"), ("coastal city quake toll rises", "q"),
+    ("rescuers search rubble after coastal quake", "q"), ("central bank raises rates inflation", "b"),
+    ("bank rate rise surprises markets", "b"), ("inflation pushes central bank rate higher", "b"),
+]
+
+
+def _rows():
+    return [{"id": f"h{i}", "title": t, "text": None, "published": None, "source": None, "url": None, "story": s}
+            for i, (t, s) in enumerate(HEADLINES * 3)]
+
+
+def _article(story, k, town="Riverton", mayor="Alvarez", words=320):
+    body = "\n\n".join(
+        f"Paragraph {p} of the report on the flood near {town}, where Mayor {mayor} met 1200 residents "
+        + " ".join(["water rose over the levee and crews worked through the night"] * (words // 60))
+        for p in range(6))
+    return {"id": f"{story}-{k}", "title": f"Flood hits {town} {story}", "text": body,
+            "published": "2026-10-16T06:00:00+00:00", "source": "Ledger", "url": None, "story": story}
+
+
+def test_fake_times_keep_each_story_within_two_days_in_time_order():
+    rows = eval_variants.fake_times(_rows(), seed=3)
+    times = [datetime.fromisoformat(r["published"]) for r in rows]
+    assert times == sorted(times)
+    assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in _rows())
+    for story in ("q", "b"):
+        mine = [t for t, r in zip(times, rows, strict=True) if r["story"] == story]
+        assert max(mine) - min(mine) <= timedelta(hours=48)
+
+
+def test_shuffled_and_untimed_keep_ids_and_labels():
+    rows = eval_variants.untimed(eval_variants.shuffled(_rows(), 1))
+    assert {(r["id"], r["story"]) for r in rows} == {(r["id"], r["story"]) for r in _rows()}
+    assert all(r["published"] is None for r in rows)
+    assert [r["id"] for r in rows] != [r["id"] for r in _rows()]
+
+
+def test_twins_make_two_untimed_events_a_base_with_other_names_and_figures():
+    rows = eval_variants.twins([_article("flood", 0), _article("other", 0, "Lakeside", "Okafor")], seed=2)
+    stories = {r["story"] for r in rows}
+    assert stories == {"flood/a", "flood/b", "other/a", "other/b"}
+    assert all(r["published"] is None for r in rows)
+    second = [r for r in rows if r["story"] == "flood/b"]
+    assert second and all("Riverton" not in r["text"] and "1200" not in r["text"] for r in second)
+    assert all("Riverton" in r["text"] for r in rows if r["story"] == "flood/a")
+
+
+def test_table_scores_every_set_with_the_defaults(tmp_path, capsys):
+    with open(tmp_path / "googlenews-t.jsonl", "w") as out:
+        for row in _rows():
+            out.write(json.dumps(row) + "\n")
+    code = eval_variants.main(["--bench-dir", str(tmp_path), "--configs", "no-second-chance"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[0].split()[:3] == ["config", "gn", "gn-shuf1"]
+    assert [line.split()[0] for line in lines[1:]] == ["default", "no-second-chance"]
+    assert all(0.0 < float(cell) <= 1.0 for cell in lines[1].split()[1:8])
+
+
+def test_missing_sets_and_unknown_names_are_one_line_errors(tmp_path, capsys):
+    assert eval_variants.main(["--bench-dir", str(tmp_path / "absent")]) == 2
+    assert capsys.readouterr().err.startswith("eval_variants: no labelled sets")
+    (tmp_path / "googlenews-t.jsonl").write_text("\n".join(json.dumps(r) for r in _rows()))
+    assert eval_variants.main(["--bench-dir", str(tmp_path), "--sets", "nope"]) == 2
+    assert "unknown set or configuration: nope" in capsys.readouterr().err
