@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # the dedup and clustering engine (numpy, datasketch) is impo
 log = logging.getLogger("aggregator.poll")
 
 MAX_BACKOFF = timedelta(hours=6)
+# New articles written in one transaction: a commit each costs more than the article (the story's row is
+# written once a batch, and every commit of a WAL database is a write), while a killed daemon still loses at
+# most one batch, which the next poll fetches again.
+WRITE_BATCH = 100
 PAUSE_AFTER_PARSE_ERRORS = 3  # a feed that is not a feed three times in a row needs a person to look
 PAUSE_AFTER_FAILING = timedelta(days=3)  # a feed failing this long is paused rather than retried forever
 
@@ -154,8 +158,8 @@ class Poller:
         try:
             result = await self._poll_feed(feed, force, progress)
         except OperationalError as exc:
-            # A full disk, a read-only file, a lost server: nothing half-written was committed (each article
-            # is its own transaction, so those stored before the error stay); the next poll tries again.
+            # A full disk, a read-only file, a lost server: nothing half-written was committed (each batch of
+            # articles is its own transaction, so those stored before the error stay); the next poll tries again.
             reason = database_error(exc) + _stored_before(progress)
             log.error("feed=%s not stored: database error: %s (will retry at the next poll)", feed.name, reason)
             result = PollResult(feed.name, "error", new_entries=progress.stored, error=f"database error: {reason}")
@@ -263,22 +267,26 @@ class Poller:
         )
 
     async def _store(self, items: list[Incoming], progress: _Progress) -> int:
-        """Store the new articles oldest first, one short transaction each; ``progress`` counts the commits,
+        """Store the new articles oldest first, WRITE_BATCH to a transaction; ``progress`` counts the commits,
         so a poll that fails half-way still reports the articles it stored."""
         items = sorted(items, key=lambda i: (i.published or datetime.max, i.external_id))
         async with self._write_lock:
             if items and self._ingestor is None:  # loading reads every open article: not on the event loop
                 await asyncio.to_thread(lambda: self.ingestor)
-            for item in items:
-                try:
-                    with session_scope(self.engine) as session:
-                        stored = self.ingestor.ingest(session, item) is not None
-                except Exception:
-                    # The engine already counted the article: bring it back in step with what was committed.
-                    self.ingestor.reload()
-                    raise
-                progress.stored += stored
+            for start in range(0, len(items), WRITE_BATCH):
+                progress.stored += self._store_batch(items[start : start + WRITE_BATCH])
         return progress.stored
+
+    def _store_batch(self, items: list[Incoming]) -> int:
+        """One transaction; how many of ``items`` it stored (the others were stored before)."""
+        try:
+            with session_scope(self.engine) as session:
+                results = self.ingestor.ingest_batch(session, items)
+        except Exception:
+            # The engine already counted the batch: bring it back in step with what was committed.
+            self.ingestor.reload()
+            raise
+        return sum(result is not None for result in results)
 
     def _update_feed_meta(self, feed_id: int, title: str, site_url: str | None) -> None:
         with session_scope(self.engine) as session:

@@ -1,7 +1,7 @@
 """Scheduler stage: the daemon. One poll job per feed, a maintenance job and the daily digest job.
 
 Every job is wrapped so that an exception is logged and never reaches the scheduler; SIGINT and SIGTERM stop
-the daemon between articles (each article is its own transaction, so nothing is left half-written).
+the daemon between batches of articles (each batch is its own transaction, so nothing is left half-written).
 """
 
 from __future__ import annotations

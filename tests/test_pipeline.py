@@ -227,24 +227,27 @@ def test_a_feed_listed_oldest_first_keeps_its_newest_entries_under_the_cap():
 
 def test_a_database_error_mid_feed_reports_the_articles_it_stored(tmp_path, demo_site, demo_config_file,
                                                                   monkeypatch):
-    """Each article is its own transaction: an error after two commits leaves two stored, and says two."""
+    """Each batch is its own transaction: an error in the second batch leaves the first stored, and says so."""
     import sqlite3
 
     from sqlalchemy.exc import OperationalError
 
+    from aggregator import pipeline
     from aggregator.ingest import Ingestor
 
     config = load_config(demo_config_file)
     agg = Aggregator(database=f"sqlite:///{tmp_path}/full.db", config=config)
-    real_ingest, calls = Ingestor.ingest, []
+    real_ingest, calls = Ingestor.ingest_batch, []
 
-    def failing_ingest(self, session, item):
-        calls.append(item.external_id)
-        if len(calls) > 2:
+    def failing_ingest(self, session, items, each=None):
+        calls.append(len(items))
+        results = real_ingest(self, session, items, each)
+        if len(calls) > 1:  # the second batch fails as it is written: nothing of it may stay
             raise OperationalError("INSERT INTO article", {}, sqlite3.OperationalError("database or disk is full"))
-        return real_ingest(self, session, item)
+        return results
 
-    monkeypatch.setattr(Ingestor, "ingest", failing_ingest)
+    monkeypatch.setattr(pipeline, "WRITE_BATCH", 2)
+    monkeypatch.setattr(Ingestor, "ingest_batch", failing_ingest)
     (result,) = poll_once(agg.engine, config, ["Continental Press"])
     assert result.status == "error"
     assert "disk is full" in result.error and "after storing 2 new articles" in result.error
@@ -252,7 +255,7 @@ def test_a_database_error_mid_feed_reports_the_articles_it_stored(tmp_path, demo
         assert session.exec(select(func.count()).select_from(Article)).one() == 2
     assert result.new_entries == 2
 
-    monkeypatch.setattr(Ingestor, "ingest", real_ingest)  # the disk has room again: the next poll stores the rest
+    monkeypatch.setattr(Ingestor, "ingest_batch", real_ingest)  # the disk has room again: the next poll stores the rest
     (again,) = poll_once(agg.engine, config, ["Continental Press"])
     with Session(agg.engine) as session:
         stored = session.exec(select(func.count()).select_from(Article)).one()
