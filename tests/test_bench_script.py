@@ -18,3 +18,12 @@ def test_benchmark_reports_speed_memory_and_restart(tmp_path):
     assert speed["rss_mib"] > 0
     assert restart["stored"] == restart["reloaded"] == 300
     assert 0 < restart["restart_seconds"] < 60
+
+
+def test_the_304_benchmark_compares_a_poll_with_a_bare_loop():
+    script = SCRIPT.parent / "bench_304.py"
+    out = subprocess.run([sys.executable, str(script), "--feeds", "15", "--rounds", "1"],
+                         capture_output=True, text=True, check=True, timeout=300).stdout
+    (figures,) = (json.loads(line.split(": ", 1)[1]) for line in out.splitlines() if line.startswith("== 304"))
+    assert figures["feeds"] == 15 and figures["aggregator_wall"] > 0 and figures["bare_cpu"] > 0
+    assert figures["wall_ratio"] > 0

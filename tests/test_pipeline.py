@@ -283,3 +283,39 @@ def test_force_polls_a_resting_feed_and_a_name_given_twice_is_polled_once(tmp_pa
     assert len(results) == 1
     assert results[0].status == "ok" and results[0].new_entries > 0 and results[0].polled
     assert site.hits["/feed.xml"] == 2
+
+
+def test_a_pass_over_feeds_that_answer_304_records_them_together(tmp_path, site):
+    """Each unchanged feed gets its fetch time, status and log row; the writes do not grow with the feeds."""
+    from sqlalchemy import event
+
+    def rss(n):
+        return (f"<rss version='2.0'><channel><title>F{n}</title><item><title>Story {n}</title>"
+                f"<link>https://f{n}.example/1</link><description>Text of feed {n}.</description></item>"
+                "</channel></rss>")
+
+    for n in range(12):
+        site.put(f"/f{n}.xml", rss(n), "application/rss+xml")
+    path = tmp_path / "many.yaml"
+    path.write_text("settings:\n  allowed_networks: [127.0.0.1/32]\nfeeds:\n" + "".join(
+        f"  - name: F{n}\n    url: {site.url(f'/f{n}.xml')}\n    full_text: false\n" for n in range(12)))
+    config = load_config(path)
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/304.db", config=config)
+    assert {r.status for r in poll_once(agg.engine, config)} == {"ok"}
+    with Session(agg.engine) as session:
+        first = {f.name: f.last_fetched_at for f in session.exec(select(Feed)).all()}
+    writes = []
+
+    @event.listens_for(agg.engine, "before_cursor_execute")
+    def _count(_conn, _cursor, statement, *_):
+        if not statement.startswith("SELECT"):
+            writes.append(statement)
+
+    results = poll_once(agg.engine, config)
+    assert {r.status for r in results} == {"not-modified"}
+    assert len(writes) <= 2, writes  # one UPDATE of the feeds, one INSERT of their log rows
+    with Session(agg.engine) as session:
+        feeds = session.exec(select(Feed)).all()
+        assert all(f.last_fetched_at > first[f.name] and f.last_status == 304 and f.etag for f in feeds)
+        logs = session.exec(select(FetchLog.status, func.count()).group_by(FetchLog.status)).all()
+    assert dict(logs) == {200: 12, 304: 12}
