@@ -27,3 +27,13 @@ def test_the_304_benchmark_compares_a_poll_with_a_bare_loop():
     (figures,) = (json.loads(line.split(": ", 1)[1]) for line in out.splitlines() if line.startswith("== 304"))
     assert figures["feeds"] == 15 and figures["aggregator_wall"] > 0 and figures["bare_cpu"] > 0
     assert figures["wall_ratio"] > 0
+
+
+def test_the_ingest_benchmark_compares_a_poll_with_trafilatura_alone():
+    script = SCRIPT.parent / "bench_ingest.py"
+    command = [sys.executable, str(script), "--pages", "24", "--feeds", "3", "--synthetic", "--workers", "1"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300).stdout
+    (figures,) = (json.loads(line.split(": ", 1)[1]) for line in out.splitlines() if line.startswith("== ingest"))
+    assert figures["pages"] == 24 and figures["articles"] == 24 and figures["copies"] > 0
+    assert figures["aggregator_cpu"] > 0 and figures["floor_cpu"] > 0 and figures["main_rss_mib"] > 0
+    assert 0 < figures["statements_per_article"] < 10
