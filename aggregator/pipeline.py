@@ -125,6 +125,7 @@ class Poller:
         self.fetcher = fetcher
         self._ingestor: Ingestor | None = None
         self._write_lock = asyncio.Lock()
+        self._page_slots = asyncio.Semaphore(max(1, self.settings.max_concurrency))  # pages fetched, not yet read
         # feeds of the current pass that answered 304, recorded together at its end (None: record each at once)
         self._unchanged: list[tuple[Feed, datetime, FetchResult]] | None = None
 
@@ -277,14 +278,16 @@ class Poller:
         )
 
     async def _page_text(self, url: str) -> str:
-        try:
-            page = await self.fetcher.fetch_page(url)
-        except FetchError as exc:
-            log.debug("page %s not fetched: %s", url, exc)
-            return ""
-        return await asyncio.to_thread(
-            extract_from_html, decode_html(page), page.url, timeout=self.settings.extract_timeout
-        )
+        # At most max_concurrency pages between their fetch and the end of their extraction: fetching is much
+        # faster than extracting, and without the bound a poll would hold every new page (bytes and text) at once.
+        async with self._page_slots:
+            try:
+                page = await self.fetcher.fetch_page(url)
+            except FetchError as exc:
+                log.debug("page %s not fetched: %s", url, exc)
+                return ""
+            html, final, page = decode_html(page), page.url, None  # the bytes go as soon as they are text
+            return await asyncio.to_thread(extract_from_html, html, final, timeout=self.settings.extract_timeout)
 
     async def _store(self, items: list[Incoming], progress: _Progress) -> int:
         """Store the new articles oldest first, WRITE_BATCH to a transaction; ``progress`` counts the commits,

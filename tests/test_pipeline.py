@@ -319,3 +319,39 @@ def test_a_pass_over_feeds_that_answer_304_records_them_together(tmp_path, site)
         assert all(f.last_fetched_at > first[f.name] and f.last_status == 304 and f.etag for f in feeds)
         logs = session.exec(select(FetchLog.status, func.count()).group_by(FetchLog.status)).all()
     assert dict(logs) == {200: 12, 304: 12}
+
+
+def test_a_poll_holds_at_most_max_concurrency_pages_between_fetch_and_extraction(tmp_path, site, monkeypatch):
+    """Pages flow to extraction a bounded few at a time, however many new entries the poll finds."""
+    import threading
+    import time
+
+    from aggregator import pipeline
+
+    entries = 40
+    body = " ".join(f"word{i}" for i in range(80))
+    items = "".join(f"<item><title>Story {n}</title><link>{site.url(f'/p{n}.html')}</link>"
+                    f"<description>Short {n}.</description></item>" for n in range(entries))
+    site.put("/feed.xml", f"<rss version='2.0'><channel><title>F</title>{items}</channel></rss>",
+             "application/rss+xml")
+    for n in range(entries):
+        site.put(f"/p{n}.html", f"<html><body><article><p>Page {n} {body}</p></article></body></html>")
+    path = tmp_path / "pages.yaml"
+    path.write_text("settings:\n  allowed_networks: [127.0.0.1/32]\n  max_concurrency: 3\n  per_host_limit: 3\n"
+                    f"feeds:\n  - name: F\n    url: {site.url('/feed.xml')}\n    full_text: true\n")
+    config = load_config(path)
+    extracted, held, lock = [0], [], threading.Lock()
+
+    def slow_extract(html, url, timeout=None):
+        time.sleep(0.01)
+        with lock:
+            fetched = sum(count for page, count in site.hits.items() if page.startswith("/p"))
+            held.append(fetched - extracted[0])  # pages fetched and not yet extracted, this one included
+            extracted[0] += 1
+        return html
+
+    monkeypatch.setattr(pipeline, "extract_from_html", slow_extract)
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/pages.db", config=config)
+    (result,) = poll_once(agg.engine, config)
+    assert result.status == "ok" and result.new_entries == entries
+    assert len(held) == entries and max(held) <= 3, held
