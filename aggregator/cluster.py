@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
 
 _NO_HASHES = np.zeros(0, dtype=np.uint32)
+_MINHASH_SLICE = 4096  # shingles a MinHash update takes at once
 
 
 def _identity(value):
@@ -327,7 +328,10 @@ class Clusterer:
         minhash = None
         if len(hashes) >= s.min_shingles:
             minhash = self._minhash()
-            minhash.update_batch(hashes)
+            # In slices: datasketch makes a (shingles x num_perm) matrix, 50 MB for the 100,000 shingles of a
+            # long page; the minimum over slices is the same signature.
+            for start in range(0, len(hashes), _MINHASH_SLICE):
+                minhash.update_batch(hashes[start : start + _MINHASH_SLICE])
         return Features(
             title=title,
             source=source,
