@@ -65,7 +65,9 @@ try:  # this process's own peak: ru_maxrss would count the benchmark's, which it
     peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
 except OSError:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print("== poll: " + json.dumps({"status": status, "rss_mib": round(peak, 1), "statements": statements[0]}))
+own = resource.getrusage(resource.RUSAGE_SELF)
+print("== poll: " + json.dumps({"status": status, "rss_mib": round(peak, 1), "statements": statements[0],
+                               "main_cpu": round(own.ru_utime + own.ru_stime, 3)}))
 """
 
 # trafilatura alone, with the options aggregator.extract.article_text passes, on every page, one process a core.
@@ -247,7 +249,7 @@ def main() -> None:
     print(f"{pages} pages ({kind}, renamed copies, {args.wire:.0%} wire copies) in {len(by_feed)} feeds, "
           f"{args.workers} worker processes")
     print(f"  aggregator poll  {pages / agg_wall:7.1f} pages/s  {agg_wall:6.2f} s wall  {agg_cpu:6.2f} s CPU  "
-          f"main process peak {poll_figures['rss_mib']:.0f} MiB, "
+          f"({poll_figures['main_cpu']:.2f} s in the main process, peak {poll_figures['rss_mib']:.0f} MiB), "
           f"{poll_figures['statements'] / max(1, result['articles']):.2f} SQL statements an article")
     print(f"  floor            {pages / floor_wall:7.1f} pages/s  {floor_wall:6.2f} s wall  {floor_cpu:6.2f} s CPU  "
           f"(trafilatura alone)")
@@ -259,7 +261,7 @@ def main() -> None:
         "aggregator_wall": round(agg_wall, 3), "aggregator_cpu": round(agg_cpu, 3),
         "floor_wall": round(floor_wall, 3), "floor_cpu": round(floor_cpu, 3),
         "wall_ratio": round(agg_wall / floor_wall, 3), "cpu_ratio": round(agg_cpu / floor_cpu, 3),
-        "main_rss_mib": poll_figures["rss_mib"],
+        "main_rss_mib": poll_figures["rss_mib"], "main_cpu": poll_figures["main_cpu"],
         "statements_per_article": round(poll_figures["statements"] / max(1, result["articles"]), 3),
         **result,
     }))
