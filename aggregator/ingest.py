@@ -5,11 +5,17 @@ Used by polling and by replay alike, so what a replay measures is what the daemo
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import logging
+import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -64,19 +70,26 @@ class Ingestor:
         self.preferred_sources = [s.lower() for s in preferred_sources]
         self.clusterer = Clusterer(self.settings)
         self.loaded = 0
+        self.last_article_id = 0  # the newest article the engine has seen stored (a snapshot's check)
         self._stories: dict[int, _StoryState] = {}  # the story rows this process wrote, as it left them
         self.cluster_seconds = 0.0  # time spent in the engine itself, for replay's speed figure
 
     # ---- start-up ---------------------------------------------------------------------------------------
 
-    def reload(self, now: datetime | None = None) -> int:
+    def reload(self, now: datetime | None = None, snapshot: bool = True) -> int:
         """Rebuild the engine from the stored articles of open stories in the window; returns how many.
 
+        A snapshot saved beside the database (:meth:`save_snapshot`) is used instead when it was taken of the
+        database as it is now (same newest article and story, same counts) by this code with these settings.
         Stored terms and signatures are reused (when the signature's scheme is the engine's), so no text is
         read or shingled again; articles stored without them are recomputed from their text.
         """
-        self.clusterer = Clusterer(self.settings)
         self._stories = {}
+        if snapshot and now is None and self._load_snapshot():
+            return self.loaded
+        self.clusterer = Clusterer(self.settings)
+        with Session(self.engine) as session:
+            self.last_article_id = session.exec(select(func.max(Article.id))).one() or 0
         when = func.coalesce(Article.published_at, Article.fetched_at)
         with Session(self.engine) as session:
             newest = session.exec(select(func.max(when))).one()
@@ -96,6 +109,65 @@ class Ingestor:
             )
             self.loaded = self.clusterer.load(self._stored(row) for row in rows)
         return self.loaded
+
+    # ---- snapshot: a restart without reading every open article ------------------------------------------
+
+    def _database_state(self) -> tuple:
+        """What changes whenever an article is stored or a story merged or closed."""
+        with Session(self.engine) as session:
+            newest, articles = session.exec(select(func.max(Article.id), func.count(Article.id))).one()
+            newest_story = session.exec(select(func.max(Story.id))).one()
+            open_stories = session.exec(select(func.count(Story.id)).where(Story.closed == False)).one()  # noqa: E712
+        return newest or 0, articles, newest_story or 0, open_stories
+
+    def save_snapshot(self) -> bool:
+        """Save the engine beside a SQLite database, for :meth:`reload` to start from; False when it is not
+        saved (another database, or articles stored by another process that this engine has not seen)."""
+        path = snapshot_path(self.engine)
+        if path is None:
+            return False
+        state = self._database_state()
+        if state[0] != self.last_article_id:
+            log.info("engine snapshot not saved: the database holds articles this engine has not seen")
+            return False
+        header = {"format": SNAPSHOT_FORMAT, "code": _code_fingerprint(), "settings": self.settings, "state": state}
+        temporary = path.with_name(path.name + ".tmp")
+        with open(temporary, "wb") as out:
+            pickle.dump(header, out, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(self.clusterer, out, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temporary, path)  # a reader never sees half a snapshot
+        return True
+
+    def _load_snapshot(self) -> bool:
+        path = snapshot_path(self.engine)
+        if path is None or not path.exists():
+            return False
+        try:
+            with open(path, "rb") as handle:
+                header = pickle.load(handle)
+                current = (header.get("format") == SNAPSHOT_FORMAT and header.get("code") == _code_fingerprint()
+                           and header.get("settings") == self.settings)
+                if not current or header.get("state") != self._database_state():
+                    log.info("engine snapshot %s is stale: rebuilding the engine from the database", path)
+                    return False
+                paused = gc.isenabled()
+                gc.disable()  # as Clusterer.load: a million new objects, none of them garbage
+                try:
+                    clusterer = pickle.load(handle)
+                finally:
+                    if paused:
+                        gc.enable()
+        except Exception as exc:  # noqa: BLE001 - a damaged snapshot is only a slower start
+            log.warning("engine snapshot %s not read (%s): rebuilding the engine from the database", path, exc)
+            return False
+        if not isinstance(clusterer, Clusterer):
+            return False
+        clusterer.expire()
+        self.clusterer = clusterer
+        self.loaded = len(clusterer.articles)
+        self.last_article_id = header["state"][0]
+        log.info("engine restored from its snapshot %s", path)
+        return True
 
     def _stored(self, row) -> StoredArticle:
         article_id, story_id, moment, digest, terms, weights, signature, scheme, shingles = row
@@ -219,6 +291,7 @@ class Ingestor:
             "duplicate_score": decision.duplicate_score,
         }).inserted_primary_key[0]
         self._account(story, article_id, item, when)
+        self.last_article_id = max(self.last_article_id, article_id)
         if item.canonical_url:
             same_url.setdefault(item.canonical_url, []).append(
                 _Seen(article_id, story_id, decision.duplicate_of, item.source_key))
@@ -381,6 +454,30 @@ class _StoryState:
         if other.rep_rank is not None and (self.rep_rank is None or other.rep_rank < self.rep_rank):
             self.rep_rank, self.representative_id, self.title = other.rep_rank, other.representative_id, other.title
         self.dirty = True
+
+
+SNAPSHOT_FORMAT = 1
+SNAPSHOT_SUFFIX = ".engine"
+
+
+def snapshot_path(engine: Engine) -> Path | None:
+    """Where the engine's snapshot of a SQLite database is kept: beside it (None for other databases)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    database = Path(url.database)
+    return database.with_name(database.name + SNAPSHOT_SUFFIX)
+
+
+@cache
+def _code_fingerprint() -> str:
+    """A snapshot is the engine's objects as they were: only the code that made them can read them back."""
+    from . import cluster, lsh, text
+
+    digest = hashlib.sha1()
+    for module in (cluster, lsh, text):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
 
 
 def rank(article: Article, preferred_sources: list[str]) -> tuple:

@@ -141,6 +141,22 @@ class Poller:
             self._ingestor = ingestor
         return self._ingestor
 
+    async def save_engine(self) -> None:
+        """Save the engine's snapshot (see Ingestor.save_snapshot) between writes, when it was loaded; a failure
+        is a log line, since the next start can always rebuild the engine from the database."""
+        if self._ingestor is None:
+            return
+        async with self._write_lock:
+            started = time.monotonic()
+            try:
+                saved = await asyncio.to_thread(self._ingestor.save_snapshot)
+            except Exception as exc:  # noqa: BLE001 - a full disk, a read-only folder: only a slower start
+                log.warning("engine snapshot not saved: %s", exc)
+                return
+        if saved:
+            log.info("engine snapshot saved (%d open articles) in %.1fs", len(self._ingestor.clusterer.articles),
+                     time.monotonic() - started)
+
     async def poll(self, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
         """Poll the named feeds (all enabled ones by default) concurrently; a name given twice is polled once."""
         if names:

@@ -77,6 +77,7 @@ class Daemon:
             log.info("daemon started: %d feeds", sum(f.enabled for f in self.config.feeds))
             await self._stop.wait()
             await self._shut_down()
+            await self.poller.save_engine()
         log.info("stopped")
 
     def stop(self) -> None:
@@ -141,6 +142,7 @@ class Daemon:
         try:
             closed = await asyncio.to_thread(maintain, self.engine, self.config)
             self.poller.ingestor.clusterer.expire()
+            await self.poller.save_engine()  # so that a restart need not read every open article
             if closed:
                 log.info("maintenance: closed %d stories", closed)
         except Exception as exc:

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import event, text, update
 from sqlmodel import Session, select
 
-from aggregator.ingest import Incoming, Ingestor, refresh_story
+from aggregator.ingest import Incoming, Ingestor, refresh_story, snapshot_path
 from aggregator.models import Article, Story
 from aggregator.store import open_database, session_scope
 
@@ -220,3 +220,53 @@ def test_merged_stories_keep_their_counts_when_written_from_memory(tmp_path):
         merged = session.exec(select(Story.id).where(Story.merged_into != None)).all()  # noqa: E711
     assert merged  # the set bridges stories: merges were exercised
     _assert_stories_match_a_recount(engine)
+
+
+# ---- the engine's snapshot ----------------------------------------------------------------------------------
+
+def _filled(tmp_path, n: int = 30) -> tuple:
+    engine = open_database(f"sqlite:///{tmp_path}/snap.db")
+    live = Ingestor(engine)
+    with session_scope(engine) as session:
+        live.ingest_batch(session, _batch(n))
+    return engine, live
+
+
+def test_a_snapshot_restarts_the_engine_without_reading_the_articles(tmp_path):
+    engine, live = _filled(tmp_path)
+    assert live.save_snapshot()
+    assert snapshot_path(engine).exists()
+    statements = _count_statements(engine)
+    restarted = Ingestor(engine)
+    assert restarted.reload() == 30
+    assert not [s for s in statements if "FROM article JOIN story" in s or "article.terms" in s]  # no rows read
+    assert _engine_state(restarted) == _engine_state(live)
+    # and it goes on deciding as the live engine does
+    item = _item("new", "Gazette", "Report 0: harbour wall and league", BODY * 2 + " Gazette staff.", 40)
+    with session_scope(engine) as session:
+        again = restarted.ingest(session, item)
+    assert again.decision.duplicate_signal == "near-duplicate"
+
+
+def test_a_stale_or_damaged_snapshot_is_rebuilt_from_the_database(tmp_path, caplog):
+    caplog.set_level("INFO", logger="aggregator.ingest")
+    engine, live = _filled(tmp_path)
+    assert live.save_snapshot()
+    with session_scope(engine) as session:  # stored after the snapshot was taken
+        live.ingest(session, _item("late", "Radio", "League moves matches", OTHER * 3, 50))
+    restarted = Ingestor(engine)
+    assert restarted.reload() == 31 and "stale" in caplog.text
+    assert _engine_state(restarted) == _engine_state(live)
+
+    snapshot_path(engine).write_bytes(b"not a snapshot")
+    assert Ingestor(engine).reload() == 31 and "not read" in caplog.text
+
+
+def test_no_snapshot_is_saved_when_another_process_stored_articles_the_engine_has_not_seen(tmp_path):
+    engine, live = _filled(tmp_path)
+    other = Ingestor(engine)
+    other.reload(snapshot=False)
+    with session_scope(engine) as session:
+        other.ingest(session, _item("elsewhere", "Radio", "League moves matches", OTHER * 3, 50))
+    assert not live.save_snapshot()
+    assert other.save_snapshot()
