@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
 
 _NO_HASHES = np.zeros(0, dtype=np.uint32)
+_MINHASH_SLICE = 4096  # shingles a MinHash update takes at once
 
 
 def _identity(value):
@@ -59,6 +60,12 @@ class ClusterSettings:
     min_shingles: int = 8  # texts with fewer shingles are too short for near-duplicate detection
     lsh_threshold: float = 0.3
     duplicate_containment: float = 0.5  # share of the shorter text found in the longer one
+    # Near-duplicate candidates stay few however many texts share a sentence: a band value held by more than
+    # lsh_frequent_share of the window's texts (and more than lsh_frequent_min) is boilerplate and left out,
+    # and at most lsh_max_candidates candidates, those sharing the most bands, are verified.
+    lsh_frequent_share: float = 0.01
+    lsh_frequent_min: int = 100
+    lsh_max_candidates: int = 50
     # Same story. An article joins the open story whose TF-IDF centroid is closest, when the cosine reaches
     # story_threshold and they share story_min_shared_terms content words (one shared word, "storm", is a topic,
     # not an event). News is bursty: a story that got an article lately is in the current news cycle, and an
@@ -299,7 +306,9 @@ class Clusterer:
         s = self.settings
         from datasketch import MinHash
 
-        self.index = MinHashIndex(s.lsh_threshold, s.num_perm)  # near-duplicate candidates, open window only
+        # near-duplicate candidates, open window only
+        self.index = MinHashIndex(s.lsh_threshold, s.num_perm, frequent_share=s.lsh_frequent_share,
+                                  frequent_min=s.lsh_frequent_min)
         self._permutations = MinHash(num_perm=s.num_perm, seed=s.seed).permutations
         self.articles: dict[int, _Article] = {}
         self.by_hash: dict[str, int] = {}
@@ -323,7 +332,10 @@ class Clusterer:
         minhash = None
         if len(hashes) >= s.min_shingles:
             minhash = self._minhash()
-            minhash.update_batch(hashes)
+            # In slices: datasketch makes a (shingles x num_perm) matrix, 50 MB for the 100,000 shingles of a
+            # long page; the minimum over slices is the same signature.
+            for start in range(0, len(hashes), _MINHASH_SLICE):
+                minhash.update_batch(hashes[start : start + _MINHASH_SLICE])
         return Features(
             title=title,
             source=source,
@@ -382,11 +394,10 @@ class Clusterer:
         if feats.minhash is None:
             return None
         best: tuple[int, str, float] | None = None
-        for key in self.index.query(feats.signature):
-            other = self.articles.get(key)
-            if other is None or not self._open(other.when):
-                continue
-            score = self._containment(feats, self.index.jaccard(feats.signature, key), other.shingle_count)
+        keys = [key for key in self.index.query(feats.signature, self.settings.lsh_max_candidates)
+                if key in self.articles and self._open(self.articles[key].when)]
+        for key, jaccard in zip(keys, self.index.jaccards(feats.signature, keys), strict=True):
+            score = self._containment(feats, jaccard, self.articles[key].shingle_count)
             if score >= self.settings.duplicate_containment and (best is None or score > best[2]):
                 best = (key, SIGNAL_NEAR, round(score, 4))
         return best

@@ -42,7 +42,16 @@ def _env_number(name: str, default: float) -> float:
 
 
 EXTRACT_TIMEOUT = _env_number("AGGREGATOR_EXTRACT_TIMEOUT", 10.0)  # seconds per page
-EXTRACT_WORKERS = max(1, int(_env_number("AGGREGATOR_EXTRACT_WORKERS", min(2, os.cpu_count() or 1))))
+def _cores() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# One worker a core: extraction is most of a full-text poll's work, and clustering stays in the main process.
+EXTRACT_WORKERS = max(1, int(_env_number("AGGREGATOR_EXTRACT_WORKERS", _cores())))
 EXTRACT_MEMORY_MB = int(_env_number("AGGREGATOR_EXTRACT_MEMORY_MB", 2048))  # address space per worker; 0: none
 PAGES_PER_WORKER = 500  # a worker is replaced after this many pages, dropping whatever its caches kept
 START_TIMEOUT = 60.0  # seconds for a new worker to import trafilatura and report ready

@@ -31,6 +31,7 @@ import math
 import re
 import socket
 import ssl
+import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -42,10 +43,14 @@ from http.cookiejar import Cookie, DefaultCookiePolicy
 from types import ModuleType, TracebackType
 from typing import Any, Protocol
 
-import httpcore
-import httpx
+# httpx imports its command-line client (click, rich, pygments: a tenth of a second at every start) when those
+# are installed; this program never runs it, and httpx falls back to a stub when the import fails.
+sys.modules.setdefault("httpx._main", None)
 
-from aggregator.config import Settings
+import httpcore  # noqa: E402
+import httpx  # noqa: E402
+
+from aggregator.config import Settings  # noqa: E402
 
 MAX_REDIRECTS = 5
 MAX_RETRY_AFTER = 86400.0  # a server asking for a longer rest than a day is not taken at its word

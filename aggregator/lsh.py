@@ -10,6 +10,10 @@ Here each band value is hashed to 64 bits and kept in one sorted numpy array bes
 articles takes about a hundred megabytes, is built in one sort on start-up, and is rewritten without the
 removed entries once they outnumber the live ones.
 
+A band value that a large share of the indexed texts hold comes from a sentence they share (boilerplate,
+a sign-off), not from copying: queries leave it out, so short texts ending alike do not all become each
+other's candidates.
+
 New signatures go to a small buffer that queries scan with one vectorised comparison; a full buffer is merged
 into the sorted array in linear time.
 """
@@ -36,8 +40,12 @@ def banding(threshold: float, num_perm: int) -> tuple[int, int]:
 class MinHashIndex:
     """Signatures by id, and the ids whose signature shares a band with a query."""
 
-    def __init__(self, threshold: float, num_perm: int, buffer_size: int = 2048):
+    def __init__(self, threshold: float, num_perm: int, buffer_size: int = 2048, frequent_share: float = 0.01,
+                 frequent_min: int = 100):
         self.num_perm = num_perm
+        # a band value held by more than max(frequent_min, frequent_share of the signatures) is boilerplate
+        self.frequent_share = frequent_share
+        self.frequent_min = frequent_min
         self.bands, self.rows = banding(threshold, num_perm)
         self.signatures: dict[int, np.ndarray] = {}  # id -> uint32 values, for verification
         self._keys = np.empty(0, dtype=np.uint64)  # every band hash of the merged signatures, sorted
@@ -120,24 +128,55 @@ class MinHashIndex:
 
     # ---- queries ----------------------------------------------------------------------------------------
 
-    def query(self, signature: np.ndarray) -> list[int]:
-        """Live ids sharing at least one band with ``signature``."""
+    def frequent(self) -> int:
+        """Entries above which a band value is boilerplate, not a sign of a copy (see :meth:`query`)."""
+        return max(self.frequent_min, int(self.frequent_share * len(self.signatures)))
+
+    def query(self, signature: np.ndarray, limit: int | None = None) -> list[int]:
+        """Live ids sharing at least one band with ``signature``, those sharing the most bands first; at most
+        ``limit`` of them.
+
+        A band value that more than :meth:`frequent` stored signatures hold is left out: texts share it because
+        they share a sentence (a sign-off, a byline, "More on this story as it develops."), and counting it
+        would make nearly every short text a candidate of every other, a quadratic cost. A copy shares its
+        other bands too.
+        """
         wanted = self.band_keys(np.asarray(signature, dtype=np.uint32)[None, :])[0]
-        found: set[int] = set()
+        counts = np.zeros(self.bands, dtype=np.int64)
         if len(self._keys):
             low = np.searchsorted(self._keys, wanted, side="left")
             high = np.searchsorted(self._keys, wanted, side="right")
-            for start, end in zip(low.tolist(), high.tolist(), strict=True):
-                if end > start:
-                    found.update(self._ids[start:end].tolist())
+            counts += high - low
+        matches = None
         if self._buffered:
-            rows = np.nonzero((self._buffer[: self._buffered] == wanted).any(axis=1))[0]
-            found.update(self._buffer_ids[rows].tolist())
-        return [key for key in found if key in self.signatures]
+            matches = self._buffer[: self._buffered] == wanted
+            counts += matches.sum(axis=0)
+        kept = (counts > 0) & (counts <= self.frequent())
+        if not kept.any():
+            return []
+        parts = []
+        if len(self._keys):
+            parts.extend(self._ids[start:end] for start, end in zip(low[kept].tolist(), high[kept].tolist(),
+                                                                     strict=True) if end > start)
+        if matches is not None:
+            hits = matches[:, kept].sum(axis=1)
+            parts.append(np.repeat(self._buffer_ids[: self._buffered], hits))
+        ids, shared = np.unique(np.concatenate(parts), return_counts=True)
+        order = np.argsort(-shared, kind="stable")  # most shared bands first, then the lower id
+        live = self.signatures
+        found = [key for key in ids[order].tolist() if key in live]
+        return found if limit is None else found[:limit]
 
     def jaccard(self, signature: np.ndarray, key: int) -> float:
         """Estimated Jaccard similarity of ``signature`` and the stored signature of ``key``."""
         return float(np.count_nonzero(self.signatures[key] == signature)) / self.num_perm
+
+    def jaccards(self, signature: np.ndarray, keys: list[int]) -> list[float]:
+        """:meth:`jaccard` of each of ``keys``, in one vectorised comparison."""
+        if not keys:
+            return []
+        stored = np.stack([self.signatures[key] for key in keys])
+        return (np.count_nonzero(stored == signature, axis=1) / self.num_perm).tolist()
 
     def entries(self) -> int:
         """Band entries held in the arrays, stale ones included (memory use)."""

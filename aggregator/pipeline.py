@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
@@ -22,15 +23,27 @@ from .config import Config, FeedConfig
 from .extract import choose_text, extract_from_html
 from .fetch import Fetcher, FetchError, FetchResult, decode_html
 from .models import Article, Feed, FetchLog, utcnow
-from .parse import ParsedEntry, ParseError, parse_feed
 from .store import session_scope
 
-if TYPE_CHECKING:  # the dedup and clustering engine (numpy, datasketch) is imported when a new entry needs it
-    from .ingest import Incoming, Ingestor
+if TYPE_CHECKING:  # the dedup and clustering engine (numpy, datasketch) is imported when a new entry needs it,
+    from .ingest import Incoming, Ingestor  # and the feed parser (feedparser, courlan) when a feed sent a body
+    from .parse import ParsedEntry
 
 log = logging.getLogger("aggregator.poll")
+_FEED, _FETCH_LOG = Feed.__table__, FetchLog.__table__
+_UNCHANGED = (  # what _record_success writes for a feed that answered 304, one row of an executemany
+    update(_FEED).where(_FEED.c.id == bindparam("fid"))
+    .values(last_fetched_at=bindparam("started"), last_success_at=bindparam("started"), last_status=bindparam("status"),
+            last_new_entries=0, consecutive_errors=0, parse_errors=0, failing_since=None, last_error=None,
+            retry_after=None, etag=func.coalesce(bindparam("etag"), _FEED.c.etag),
+            last_modified=func.coalesce(bindparam("modified"), _FEED.c.last_modified))
+)
 
 MAX_BACKOFF = timedelta(hours=6)
+# New articles written in one transaction: a commit each costs more than the article (the story's row is
+# written once a batch, and every commit of a WAL database is a write), while a killed daemon still loses at
+# most one batch, which the next poll fetches again.
+WRITE_BATCH = 100
 PAUSE_AFTER_PARSE_ERRORS = 3  # a feed that is not a feed three times in a row needs a person to look
 PAUSE_AFTER_FAILING = timedelta(days=3)  # a feed failing this long is paused rather than retried forever
 
@@ -113,6 +126,9 @@ class Poller:
         self.fetcher = fetcher
         self._ingestor: Ingestor | None = None
         self._write_lock = asyncio.Lock()
+        self._page_slots = asyncio.Semaphore(max(1, self.settings.max_concurrency))  # pages fetched, not yet read
+        # feeds of the current pass that answered 304, recorded together at its end (None: record each at once)
+        self._unchanged: list[tuple[Feed, datetime, FetchResult]] | None = None
 
     @property
     def ingestor(self) -> Ingestor:
@@ -126,6 +142,22 @@ class Poller:
             self._ingestor = ingestor
         return self._ingestor
 
+    async def save_engine(self) -> None:
+        """Save the engine's snapshot (see Ingestor.save_snapshot) between writes, when it was loaded; a failure
+        is a log line, since the next start can always rebuild the engine from the database."""
+        if self._ingestor is None:
+            return
+        async with self._write_lock:
+            started = time.monotonic()
+            try:
+                saved = await asyncio.to_thread(self._ingestor.save_snapshot)
+            except Exception as exc:  # noqa: BLE001 - a full disk, a read-only folder: only a slower start
+                log.warning("engine snapshot not saved: %s", exc)
+                return
+        if saved:
+            log.info("engine snapshot saved (%d open articles) in %.1fs", len(self._ingestor.clusterer.articles),
+                     time.monotonic() - started)
+
     async def poll(self, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
         """Poll the named feeds (all enabled ones by default) concurrently; a name given twice is polled once."""
         if names:
@@ -133,7 +165,7 @@ class Poller:
         else:
             feeds = [f for f in self.config.feeds if f.enabled]
         try:
-            sync_feeds(self.engine, self.config)
+            rows = sync_feeds(self.engine, self.config)  # read once for the whole pass, not once a feed
         except OperationalError as exc:
             reason = database_error(exc)
             log.error("feeds not polled: database error: %s (will retry at the next poll)", reason)
@@ -141,22 +173,26 @@ class Poller:
         own_fetcher = self.fetcher is None
         if own_fetcher:
             self.fetcher = Fetcher(self.settings)
+        self._unchanged = []
         try:
-            return list(await asyncio.gather(*(self.poll_feed(f, force=force) for f in feeds)))
+            return list(await asyncio.gather(*(self.poll_feed(f, force=force, row=rows.get(f.name)) for f in feeds)))
         finally:
+            unchanged, self._unchanged = self._unchanged, None
+            self._record_unchanged(unchanged)
             if own_fetcher:
                 await self.fetcher.aclose()
                 self.fetcher = None
 
-    async def poll_feed(self, feed: FeedConfig, force: bool = False) -> PollResult:
-        """One poll of one feed; never raises, so one feed cannot stop the others or the scheduler."""
+    async def poll_feed(self, feed: FeedConfig, force: bool = False, row: Feed | None = None) -> PollResult:
+        """One poll of one feed (``row``: its stored row, when the caller just read it); never raises, so one
+        feed cannot stop the others or the scheduler."""
         started = time.monotonic()
         progress = _Progress()
         try:
-            result = await self._poll_feed(feed, force, progress)
+            result = await self._poll_feed(feed, force, progress, row)
         except OperationalError as exc:
-            # A full disk, a read-only file, a lost server: nothing half-written was committed (each article
-            # is its own transaction, so those stored before the error stay); the next poll tries again.
+            # A full disk, a read-only file, a lost server: nothing half-written was committed (each batch of
+            # articles is its own transaction, so those stored before the error stay); the next poll tries again.
             reason = database_error(exc) + _stored_before(progress)
             log.error("feed=%s not stored: database error: %s (will retry at the next poll)", feed.name, reason)
             result = PollResult(feed.name, "error", new_entries=progress.stored, error=f"database error: {reason}")
@@ -176,8 +212,8 @@ class Poller:
         stats.poll_done(result.status, result.duration, result.new_entries)
         return result
 
-    async def _poll_feed(self, feed: FeedConfig, force: bool, progress: _Progress) -> PollResult:
-        row = self._feed_row(feed.name)
+    async def _poll_feed(self, feed: FeedConfig, force: bool, progress: _Progress, row: Feed | None) -> PollResult:
+        row = row if row is not None and row.id is not None else self._feed_row(feed.name)
         if row.disabled_reason and not force:
             return PollResult(feed.name, "disabled", error=row.disabled_reason)
         if row.retry_after and row.retry_after > utcnow() and not force:
@@ -188,7 +224,12 @@ class Poller:
         except FetchError as exc:
             return self._record_failure(row.id, started, exc.status, str(exc), exc.retry_after, gone=exc.status == 410)
         if response.not_modified:
-            return self._record_success(row.id, started, response, 0, 0, status="not-modified")
+            if self._unchanged is not None and not row.disabled_reason and not response.permanent_redirect:
+                self._unchanged.append((row, started, response))
+                return PollResult(row.name, "not-modified", response.status)
+            return self._record_success(row, started, response, 0, 0, status="not-modified")
+        from .parse import ParseError, parse_feed
+
         try:
             parsed = await asyncio.to_thread(
                 parse_feed, response.content, response.headers, response.url, self.settings.max_response_bytes
@@ -200,7 +241,7 @@ class Poller:
         items = await asyncio.gather(*(self._prepare(feed, row.id, parsed.title, e) for e in fresh))
         stored = await self._store(items, progress)
         self._update_feed_meta(row.id, parsed.title, parsed.site_url)
-        result = self._record_success(row.id, started, response, stored, len(entries))
+        result = self._record_success(row, started, response, stored, len(entries))
         result.unreadable_entries, result.warning = parsed.skipped, parsed.warning
         return result
 
@@ -255,32 +296,38 @@ class Poller:
         )
 
     async def _page_text(self, url: str) -> str:
-        try:
-            page = await self.fetcher.fetch_page(url)
-        except FetchError as exc:
-            log.debug("page %s not fetched: %s", url, exc)
-            return ""
-        return await asyncio.to_thread(
-            extract_from_html, decode_html(page), page.url, timeout=self.settings.extract_timeout
-        )
+        # At most max_concurrency pages between their fetch and the end of their extraction: fetching is much
+        # faster than extracting, and without the bound a poll would hold every new page (bytes and text) at once.
+        async with self._page_slots:
+            try:
+                page = await self.fetcher.fetch_page(url)
+            except FetchError as exc:
+                log.debug("page %s not fetched: %s", url, exc)
+                return ""
+            html, final, page = decode_html(page), page.url, None  # the bytes go as soon as they are text
+            return await asyncio.to_thread(extract_from_html, html, final, timeout=self.settings.extract_timeout)
 
     async def _store(self, items: list[Incoming], progress: _Progress) -> int:
-        """Store the new articles oldest first, one short transaction each; ``progress`` counts the commits,
+        """Store the new articles oldest first, WRITE_BATCH to a transaction; ``progress`` counts the commits,
         so a poll that fails half-way still reports the articles it stored."""
         items = sorted(items, key=lambda i: (i.published or datetime.max, i.external_id))
         async with self._write_lock:
             if items and self._ingestor is None:  # loading reads every open article: not on the event loop
                 await asyncio.to_thread(lambda: self.ingestor)
-            for item in items:
-                try:
-                    with session_scope(self.engine) as session:
-                        stored = self.ingestor.ingest(session, item) is not None
-                except Exception:
-                    # The engine already counted the article: bring it back in step with what was committed.
-                    self.ingestor.reload()
-                    raise
-                progress.stored += stored
+            for start in range(0, len(items), WRITE_BATCH):
+                progress.stored += self._store_batch(items[start : start + WRITE_BATCH])
         return progress.stored
+
+    def _store_batch(self, items: list[Incoming]) -> int:
+        """One transaction; how many of ``items`` it stored (the others were stored before)."""
+        try:
+            with session_scope(self.engine) as session:
+                results = self.ingestor.ingest_batch(session, items)
+        except Exception:
+            # The engine already counted the batch: bring it back in step with what was committed.
+            self.ingestor.reload()
+            raise
+        return sum(result is not None for result in results)
 
     def _update_feed_meta(self, feed_id: int, title: str, site_url: str | None) -> None:
         with session_scope(self.engine) as session:
@@ -290,32 +337,49 @@ class Poller:
             session.add(row)
 
     def _record_success(
-        self, feed_id: int, started: datetime, response: FetchResult, new: int, seen: int, status: str = "ok"
+        self, row: Feed, started: datetime, response: FetchResult, new: int, seen: int, status: str = "ok"
     ) -> PollResult:
-        with session_scope(self.engine) as session:
-            row = session.get(Feed, feed_id)
-            row.etag = response.etag or row.etag
-            row.last_modified = response.last_modified or row.last_modified
-            moved = response.permanent_redirect
-            if moved and moved != row.url:
-                if address_after_move(row.url, moved) == moved:
-                    log.info("feed=%s moved permanently to %s", row.name, moved)
-                    row.url = moved
-                else:
-                    log.warning("feed=%s moved permanently to %s: not stored (https to http)", row.name, moved)
-            if row.disabled_reason:  # a forced poll read it: whatever paused the feed is over
-                log.info("feed=%s resumed: read again after being %s", row.name, row.disabled_reason)
-                row.disabled_reason = None
-            row.last_fetched_at = row.last_success_at = started
-            row.last_status = response.status
-            row.last_new_entries = new
-            row.consecutive_errors = row.parse_errors = 0
-            row.failing_since = None
-            row.last_error = None
-            row.retry_after = None
-            session.add(row)
-            session.add(self._log_row(feed_id, started, response.status, new, None))
+        """Record a successful fetch: two statements in one transaction, without the ORM, since a pass over many
+        feeds that answer 304 is mostly this."""
+        values = {
+            "last_fetched_at": started, "last_success_at": started, "last_status": response.status,
+            "last_new_entries": new, "consecutive_errors": 0, "parse_errors": 0, "failing_since": None,
+            "last_error": None, "retry_after": None,
+        }
+        if response.etag:
+            values["etag"] = response.etag
+        if response.last_modified:
+            values["last_modified"] = response.last_modified
+        moved = response.permanent_redirect
+        if moved and moved != row.url:
+            if address_after_move(row.url, moved) == moved:
+                log.info("feed=%s moved permanently to %s", row.name, moved)
+                values["url"] = moved
+            else:
+                log.warning("feed=%s moved permanently to %s: not stored (https to http)", row.name, moved)
+        if row.disabled_reason:  # a forced poll read it: whatever paused the feed is over
+            log.info("feed=%s resumed: read again after being %s", row.name, row.disabled_reason)
+            values["disabled_reason"] = None
+        with self.engine.begin() as connection:
+            connection.execute(update(_FEED).where(_FEED.c.id == row.id).values(**values))
+            connection.execute(insert(_FETCH_LOG), self._log_values(row.id, started, response.status, new, None))
         return PollResult(row.name, status, response.status, new, seen)
+
+    def _record_unchanged(self, unchanged: list[tuple[Feed, datetime, FetchResult]]) -> None:
+        """Record the feeds of a pass that answered 304 (nothing else changed for them): two statements for all."""
+        if not unchanged:
+            return
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(_UNCHANGED, [
+                    {"fid": row.id, "started": started, "status": response.status, "etag": response.etag,
+                     "modified": response.last_modified} for row, started, response in unchanged
+                ])
+                connection.execute(insert(_FETCH_LOG), [self._log_values(row.id, started, response.status, 0, None)
+                                                        for row, started, response in unchanged])
+        except OperationalError as exc:  # the feeds answered; only their fetch times are not stored
+            log.error("fetch times of %d unchanged feeds not stored: database error: %s", len(unchanged),
+                      database_error(exc))
 
     def _record_failure(
         self,
@@ -348,10 +412,14 @@ class Poller:
         return PollResult(row.name, "error", status, error=error)
 
     @staticmethod
-    def _log_row(feed_id: int, started: datetime, status: int | None, new: int, error: str | None) -> FetchLog:
+    def _log_values(feed_id: int, started: datetime, status: int | None, new: int, error: str | None) -> dict:
         duration = int((utcnow() - started).total_seconds() * 1000)
-        return FetchLog(feed_id=feed_id, started_at=started, duration_ms=duration, status=status, new_entries=new,
-                        error=error)
+        return {"feed_id": feed_id, "started_at": started, "duration_ms": duration, "status": status,
+                "new_entries": new, "error": error}
+
+    @classmethod
+    def _log_row(cls, feed_id: int, started: datetime, status: int | None, new: int, error: str | None) -> FetchLog:
+        return FetchLog(**cls._log_values(feed_id, started, status, new, error))
 
 
 def _stored_before(progress: _Progress) -> str:

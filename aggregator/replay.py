@@ -24,7 +24,7 @@ from .models import Article
 from .parse import canonical_url, parse_time
 from .store import open_database, session_scope
 
-COMMIT_EVERY = 500  # articles a transaction: replay is a batch job, the daemon commits each article
+COMMIT_EVERY = 500  # articles a transaction (the daemon writes a feed's new articles in batches too)
 
 # Told (articles replayed so far, articles in all) after each article: a caller's progress display.
 Progress = Callable[[int, int], None]
@@ -215,16 +215,25 @@ def _replay(engine, rows: list[ReplayRow], window_seconds: float, progress: Prog
     ids: dict[int, str] = {}
     started = time.perf_counter()
     done = 0
+
+    def told(_result) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(ordered))
+
     for start in range(0, len(ordered), COMMIT_EVERY):
+        batch = ordered[start : start + COMMIT_EVERY]
+        items = []
+        for row in batch:
+            arrival = max(arrival, row.published or arrival) + timedelta(microseconds=1)
+            items.append(_incoming(row, arrival))
+
         with session_scope(engine) as session:
-            for row in ordered[start : start + COMMIT_EVERY]:
-                arrival = max(arrival, row.published or arrival) + timedelta(microseconds=1)
-                stored = ingestor.ingest(session, _incoming(row, arrival))
-                if stored is not None:
-                    ids[stored.article_id] = row.id
-                done += 1
-                if progress is not None:
-                    progress(done, len(ordered))
+            results = ingestor.ingest_batch(session, items, each=told)
+        for row, stored in zip(batch, results, strict=True):
+            if stored is not None:
+                ids[stored.article_id] = row.id
     seconds = time.perf_counter() - started
     # Stories merge after their first articles were assigned: read the final membership back.
     with Session(engine) as session:

@@ -1,7 +1,7 @@
 """Scheduler stage: the daemon. One poll job per feed, a maintenance job and the daily digest job.
 
 Every job is wrapped so that an exception is logged and never reaches the scheduler; SIGINT and SIGTERM stop
-the daemon between articles (each article is its own transaction, so nothing is left half-written).
+the daemon between batches of articles (each batch is its own transaction, so nothing is left half-written).
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ class Daemon:
             if web is not None:
                 await self._stop_web(*web)
             await self._shut_down()
+            await self.poller.save_engine()
         log.info("stopped")
 
     def stop(self) -> None:
@@ -194,6 +195,7 @@ class Daemon:
         try:
             closed = await asyncio.to_thread(maintain, self.engine, self.config)
             self.poller.ingestor.clusterer.expire()
+            await self.poller.save_engine()  # so that a restart need not read every open article
             if closed:
                 log.info("maintenance: closed %d stories", closed)
         except Exception as exc:

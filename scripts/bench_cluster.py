@@ -9,7 +9,8 @@ usage: python scripts/bench_cluster.py [--sizes 10000 100000] [--bench-dir ../sh
   (three days, N spread over them): headline-only and full-text articles per second, merges included;
 - memory: resident set size of the process holding those N indexed articles;
 - restart: N articles stored through the production ingest path into a SQLite file, then a new process times
-  Ingestor.reload (the daemon's start-up), reports its resident memory and clusters articles at once.
+  Ingestor.reload from the database (the daemon's start-up), reports its resident memory and clusters articles
+  at once; then it saves the engine's snapshot (as the daemon does at shutdown) and times a reload from it.
 
 The articles are real news when --bench-dir holds the labelled sets: headlines from googlenews-t, full texts
 from syndication-dev, their rows again and again with every word but the everyday ones renamed in each copy.
@@ -215,11 +216,13 @@ def fill_child(n: int, bench_dir: Path, synthetic: bool, database: str) -> dict:
     ingestor = Ingestor(engine)
     began = time.perf_counter()
     for start in range(0, n, 1000):
+        batch = []
+        for i in range(start, min(n, start + 1000)):
+            title, text, when, source = gen.article(moment(i, n), i % 2 == 1)
+            batch.append(Incoming(source_key=source, external_id=str(i), source=source, title=title, text=text,
+                                  published=when, fetched_at=when))
         with session_scope(engine) as session:
-            for i in range(start, min(n, start + 1000)):
-                title, text, when, source = gen.article(moment(i, n), i % 2 == 1)
-                ingestor.ingest(session, Incoming(source_key=source, external_id=str(i), source=source,
-                                                  title=title, text=text, published=when, fetched_at=when))
+            ingestor.ingest_batch(session, batch)
     engine.dispose()
     return {"stream": kind, "stored": n, "fill_seconds": round(time.perf_counter() - began, 1)}
 
@@ -233,15 +236,23 @@ def reload_child(n: int, database: str, bench_dir: Path, synthetic: bool) -> dic
     began = time.perf_counter()
     engine = open_database(database)
     ingestor = Ingestor(engine)
-    loaded = ingestor.reload()
+    loaded = ingestor.reload(snapshot=False)
     seconds = time.perf_counter() - began
     resident = rss_mib()
+    saving = time.perf_counter()
+    ingestor.save_snapshot()  # what the daemon does at shutdown and hourly; then a restart from it
+    saved = time.perf_counter() - saving
+    began = time.perf_counter()
+    from_snapshot = Ingestor(engine)
+    assert from_snapshot.reload() == loaded
+    snapshot_seconds = time.perf_counter() - began
     clusterer = ingestor.clusterer
     gen, _ = stream(bench_dir, synthetic)
     gen.skip(n)
     articles = [gen.article(clusterer.clock + timedelta(seconds=i), False) for i in range(1000)]
     rate, _ = measure_rate(clusterer, articles, 10**9, 10**9)
-    return {"reloaded": loaded, "restart_seconds": round(seconds, 2), "rss_mib": round(resident, 1),
+    return {"reloaded": loaded, "restart_seconds": round(seconds, 2), "snapshot_save_seconds": round(saved, 2),
+            "restart_from_snapshot_seconds": round(snapshot_seconds, 2), "rss_mib": round(resident, 1),
             "rss_growth_mib": round(resident - base, 1), "headline_per_s_after_restart": round(rate)}
 
 

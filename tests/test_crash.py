@@ -110,9 +110,10 @@ def test_sigkill_during_ingestion_loses_and_duplicates_nothing(tmp_path, site):
         assert total >= stored[-1], "a committed article was lost"
         stored.append(total)
     assert 0 < stored[1] < 400, f"the first kill did not land mid-ingestion: {stored}"
-    # A clean poll finishes the job: everything stored exactly once.
+    # A clean poll finishes the job: everything stored exactly once. (Articles are committed in batches, so the
+    # daemon may have finished the feed before the last kill: the server then answers 304.)
     results = poll_once(open_database(database), load_config(config), force=True)
-    assert results[0].status == "ok"
+    assert results[0].status in ("ok", "not-modified")
     assert _consistent(database) == (400, 400)
 
 

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, func, select
@@ -76,6 +77,7 @@ def test_daemon_polls_stops_on_sigterm_and_restarts_without_duplicates(tmp_path,
     assert code == 0, output
     assert seconds < 10
     assert "feed=Continental Press status=ok" in output  # one log line per feed poll
+    assert Path(f"{tmp_path}/daemon.db.engine").exists()  # the engine saved at shutdown, for a quick restart
 
     serve_round(demo_site, three_outlets, 2)
     restarted = _start(demo_config_file, database)
@@ -85,6 +87,7 @@ def test_daemon_polls_stops_on_sigterm_and_restarts_without_duplicates(tmp_path,
     finally:
         code, seconds, output = _stop(restarted)
     assert code == 0, output
+    assert "engine restored from its snapshot" in output
     total, identities, unassigned = _count(database)
     assert total == identities == len(three_outlets.articles)
     assert unassigned == 0

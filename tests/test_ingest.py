@@ -1,11 +1,13 @@
 """The write side: ingest keeps the engine and the database in step, and a restart rebuilds the same index."""
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import text, update
+import pytest
+from sqlalchemy import event, text, update
 from sqlmodel import Session, select
 
-from aggregator.ingest import Incoming, Ingestor
+from aggregator.ingest import Incoming, Ingestor, refresh_story, snapshot_path
 from aggregator.models import Article, Story
 from aggregator.store import open_database, session_scope
 
@@ -118,3 +120,153 @@ def test_a_database_from_before_stored_terms_is_upgraded_and_reloaded_from_text(
     restarted = Ingestor(engine)
     assert restarted.reload() == 2
     assert _engine_state(restarted) == _engine_state(live)
+
+
+# ---- the write path: batches, statements, story rows kept in memory ---------------------------------------
+
+BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "googlenews-t.jsonl"
+
+
+def _count_statements(engine) -> list[str]:
+    statements: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(_conn, _cursor, statement, _parameters, _context, _executemany):
+        statements.append(statement)
+
+    return statements
+
+
+def _batch(n: int, prefix: str = "") -> list[Incoming]:
+    items = []
+    for i in range(n):
+        source = ("Wire", "Paper", "Radio", "Gazette")[i % 4]
+        if i % 3 == 0:
+            text = BODY * 2 + f" {source} staff contributed."  # copies of one wire story
+        else:
+            text = f"Item {prefix}{i} " + " ".join(OTHER.split()[i % 7 :]) + f" Report number {prefix}{i} of {n}."
+        items.append(_item(f"{prefix}{i}", source, f"Report {prefix}{i}: harbour wall and league", text, i))
+    return items
+
+
+def test_a_batch_costs_at_most_two_statements_an_article(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/s.db")
+    ingestor = Ingestor(engine)
+    statements = _count_statements(engine)
+    with session_scope(engine) as session:
+        results = ingestor.ingest_batch(session, _batch(60))
+    assert all(results)
+    assert len(statements) <= 2 * len(results), statements[:20]
+    inserts = [s for s in statements if s.startswith("INSERT INTO article")]
+    assert len(inserts) == 60
+
+
+def _story_rows(session) -> dict:
+    return {s.id: (s.title, s.representative_id, s.first_seen, s.last_updated, s.article_count, s.source_count)
+            for s in session.exec(select(Story).where(Story.merged_into == None)).all()}  # noqa: E711
+
+
+def _assert_stories_match_a_recount(engine, preferred: tuple[str, ...] = ()) -> None:
+    """Every live story's row is what refresh_story counts again from its articles."""
+    with Session(engine) as session:
+        stored = _story_rows(session)
+        for story_id in stored:
+            refresh_story(session, story_id, preferred)
+        session.flush()
+        assert _story_rows(session) == stored
+        session.rollback()
+        orphans = session.exec(select(Article.id).join(Story, Story.id == Article.story_id)
+                               .where(Story.merged_into != None)).all()  # noqa: E711
+        assert not orphans
+
+
+def test_story_rows_kept_in_memory_match_a_recount_across_batches_and_restarts(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/r.db")
+    first = Ingestor(engine, preferred_sources=["Radio"])
+    with session_scope(engine) as session:
+        first.ingest_batch(session, _batch(30, "a"))
+    restarted = Ingestor(engine, preferred_sources=["Radio"])  # knows the stories only from the database
+    restarted.reload()
+    with session_scope(engine) as session:
+        results = restarted.ingest_batch(session, _batch(30, "b") + _batch(3, "a"))
+    assert results[-3:] == [None, None, None]  # stored by the first batch
+    _assert_stories_match_a_recount(engine, ("radio",))
+
+
+def test_an_entry_twice_in_a_batch_is_stored_once_and_a_url_seen_in_the_batch_is_a_copy(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/u.db")
+    ingestor = Ingestor(engine)
+    first = _item("1", "Wire", "Harbour wall to be rebuilt", BODY * 2, 0)
+    again = _item("1", "Wire", "Harbour wall to be rebuilt", BODY * 2, 0)
+    other_feed = _item("9", "Aggregated", "Sport in brief", OTHER, 3)
+    first.canonical_url = other_feed.canonical_url = "https://wire.example/wall"
+    with session_scope(engine) as session:
+        a, b, c = ingestor.ingest_batch(session, [first, again, other_feed])
+    assert b is None
+    assert c.decision.duplicate_of == a.article_id and c.decision.duplicate_signal == "canonical-url"
+    assert c.story_id == a.story_id
+    _assert_stories_match_a_recount(engine)
+
+
+@pytest.mark.skipif(not BENCH.exists(), reason="../shared/bench not present")
+def test_merged_stories_keep_their_counts_when_written_from_memory(tmp_path):
+    from aggregator.replay import read_rows, replay
+
+    rows = read_rows(BENCH)[:1500]
+    database = f"sqlite:///{tmp_path}/m.db"
+    replay(rows, database=database)
+    engine = open_database(database)
+    with Session(engine) as session:
+        merged = session.exec(select(Story.id).where(Story.merged_into != None)).all()  # noqa: E711
+    assert merged  # the set bridges stories: merges were exercised
+    _assert_stories_match_a_recount(engine)
+
+
+# ---- the engine's snapshot ----------------------------------------------------------------------------------
+
+def _filled(tmp_path, n: int = 30) -> tuple:
+    engine = open_database(f"sqlite:///{tmp_path}/snap.db")
+    live = Ingestor(engine)
+    with session_scope(engine) as session:
+        live.ingest_batch(session, _batch(n))
+    return engine, live
+
+
+def test_a_snapshot_restarts_the_engine_without_reading_the_articles(tmp_path):
+    engine, live = _filled(tmp_path)
+    assert live.save_snapshot()
+    assert snapshot_path(engine).exists()
+    statements = _count_statements(engine)
+    restarted = Ingestor(engine)
+    assert restarted.reload() == 30
+    assert not [s for s in statements if "FROM article JOIN story" in s or "article.terms" in s]  # no rows read
+    assert _engine_state(restarted) == _engine_state(live)
+    # and it goes on deciding as the live engine does
+    item = _item("new", "Gazette", "Report 0: harbour wall and league", BODY * 2 + " Gazette staff.", 40)
+    with session_scope(engine) as session:
+        again = restarted.ingest(session, item)
+    assert again.decision.duplicate_signal == "near-duplicate"
+
+
+def test_a_stale_or_damaged_snapshot_is_rebuilt_from_the_database(tmp_path, caplog):
+    caplog.set_level("INFO", logger="aggregator.ingest")
+    engine, live = _filled(tmp_path)
+    assert live.save_snapshot()
+    with session_scope(engine) as session:  # stored after the snapshot was taken
+        live.ingest(session, _item("late", "Radio", "League moves matches", OTHER * 3, 50))
+    restarted = Ingestor(engine)
+    assert restarted.reload() == 31 and "stale" in caplog.text
+    assert _engine_state(restarted) == _engine_state(live)
+
+    snapshot_path(engine).write_bytes(b"not a snapshot")
+    assert Ingestor(engine).reload() == 31 and "not read" in caplog.text
+
+
+def test_no_snapshot_is_saved_when_another_process_stored_articles_the_engine_has_not_seen(tmp_path):
+    engine, live = _filled(tmp_path)
+    other = Ingestor(engine)
+    other.reload(snapshot=False)
+    with session_scope(engine) as session:
+        other.ingest(session, _item("elsewhere", "Radio", "League moves matches", OTHER * 3, 50))
+    assert not live.save_snapshot()
+    assert other.save_snapshot()

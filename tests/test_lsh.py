@@ -74,3 +74,37 @@ def test_reinserting_a_key_replaces_its_signature():
     assert index.query(second) == [7]
     assert index.jaccard(second, 7) == 1.0
     assert len(index) == 1
+
+
+def _sharing_a_sentence(count: int, seed: int = 5) -> np.ndarray:
+    """Signatures of short texts ending in one shared sentence: half their values come from it."""
+    signatures = _signatures(count, seed)
+    shared = _signatures(1, seed + 1)[0]
+    mask = np.random.default_rng(seed).random((count, NUM_PERM)) < 0.5
+    signatures[mask] = np.broadcast_to(shared, signatures.shape)[mask]
+    return signatures
+
+
+@pytest.mark.parametrize("buffer_size", [64, 2048])
+def test_band_values_most_texts_share_are_boilerplate_and_make_no_candidates(buffer_size):
+    stored, unrelated = _sharing_a_sentence(3001)[:3000], _sharing_a_sentence(3001)[3000]
+    index = MinHashIndex(0.3, NUM_PERM, buffer_size=buffer_size)
+    for key, row in enumerate(stored):
+        index.insert(key, row)
+    assert len(index.query(unrelated)) < 20  # every text shares the sentence: that is no sign of a copy
+    loose = MinHashIndex(0.3, NUM_PERM, buffer_size=buffer_size, frequent_min=10**6)  # counting it, as before
+    loose.build(range(3000), stored)
+    assert len(loose.query(unrelated)) > 300
+    copy = _near(stored[1234], 0.7, seed=3)
+    assert index.query(copy)[0] == 1234  # a copy shares its other bands: found, first
+
+
+def test_candidates_come_most_shared_bands_first_and_at_most_limit():
+    stored = _signatures(200)
+    index = MinHashIndex(0.3, NUM_PERM)
+    index.build(range(200), stored)
+    query = stored[7].copy()
+    index.insert(500, _near(stored[7], 0.6, seed=1))
+    assert index.query(query, limit=1) == [7]
+    assert index.query(query)[:2] == [7, 500]
+    assert index.jaccards(query, [7, 500])[0] == 1.0 and 0.4 < index.jaccards(query, [7, 500])[1] < 0.8

@@ -227,24 +227,27 @@ def test_a_feed_listed_oldest_first_keeps_its_newest_entries_under_the_cap():
 
 def test_a_database_error_mid_feed_reports_the_articles_it_stored(tmp_path, demo_site, demo_config_file,
                                                                   monkeypatch):
-    """Each article is its own transaction: an error after two commits leaves two stored, and says two."""
+    """Each batch is its own transaction: an error in the second batch leaves the first stored, and says so."""
     import sqlite3
 
     from sqlalchemy.exc import OperationalError
 
+    from aggregator import pipeline
     from aggregator.ingest import Ingestor
 
     config = load_config(demo_config_file)
     agg = Aggregator(database=f"sqlite:///{tmp_path}/full.db", config=config)
-    real_ingest, calls = Ingestor.ingest, []
+    real_ingest, calls = Ingestor.ingest_batch, []
 
-    def failing_ingest(self, session, item):
-        calls.append(item.external_id)
-        if len(calls) > 2:
+    def failing_ingest(self, session, items, each=None):
+        calls.append(len(items))
+        results = real_ingest(self, session, items, each)
+        if len(calls) > 1:  # the second batch fails as it is written: nothing of it may stay
             raise OperationalError("INSERT INTO article", {}, sqlite3.OperationalError("database or disk is full"))
-        return real_ingest(self, session, item)
+        return results
 
-    monkeypatch.setattr(Ingestor, "ingest", failing_ingest)
+    monkeypatch.setattr(pipeline, "WRITE_BATCH", 2)
+    monkeypatch.setattr(Ingestor, "ingest_batch", failing_ingest)
     (result,) = poll_once(agg.engine, config, ["Continental Press"])
     assert result.status == "error"
     assert "disk is full" in result.error and "after storing 2 new articles" in result.error
@@ -252,7 +255,7 @@ def test_a_database_error_mid_feed_reports_the_articles_it_stored(tmp_path, demo
         assert session.exec(select(func.count()).select_from(Article)).one() == 2
     assert result.new_entries == 2
 
-    monkeypatch.setattr(Ingestor, "ingest", real_ingest)  # the disk has room again: the next poll stores the rest
+    monkeypatch.setattr(Ingestor, "ingest_batch", real_ingest)  # the disk has room again: the next poll stores the rest
     (again,) = poll_once(agg.engine, config, ["Continental Press"])
     with Session(agg.engine) as session:
         stored = session.exec(select(func.count()).select_from(Article)).one()
@@ -280,3 +283,75 @@ def test_force_polls_a_resting_feed_and_a_name_given_twice_is_polled_once(tmp_pa
     assert len(results) == 1
     assert results[0].status == "ok" and results[0].new_entries > 0 and results[0].polled
     assert site.hits["/feed.xml"] == 2
+
+
+def test_a_pass_over_feeds_that_answer_304_records_them_together(tmp_path, site):
+    """Each unchanged feed gets its fetch time, status and log row; the writes do not grow with the feeds."""
+    from sqlalchemy import event
+
+    def rss(n):
+        return (f"<rss version='2.0'><channel><title>F{n}</title><item><title>Story {n}</title>"
+                f"<link>https://f{n}.example/1</link><description>Text of feed {n}.</description></item>"
+                "</channel></rss>")
+
+    for n in range(12):
+        site.put(f"/f{n}.xml", rss(n), "application/rss+xml")
+    path = tmp_path / "many.yaml"
+    path.write_text("settings:\n  allowed_networks: [127.0.0.1/32]\nfeeds:\n" + "".join(
+        f"  - name: F{n}\n    url: {site.url(f'/f{n}.xml')}\n    full_text: false\n" for n in range(12)))
+    config = load_config(path)
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/304.db", config=config)
+    assert {r.status for r in poll_once(agg.engine, config)} == {"ok"}
+    with Session(agg.engine) as session:
+        first = {f.name: f.last_fetched_at for f in session.exec(select(Feed)).all()}
+    writes = []
+
+    @event.listens_for(agg.engine, "before_cursor_execute")
+    def _count(_conn, _cursor, statement, *_):
+        if not statement.startswith("SELECT"):
+            writes.append(statement)
+
+    results = poll_once(agg.engine, config)
+    assert {r.status for r in results} == {"not-modified"}
+    assert len(writes) <= 2, writes  # one UPDATE of the feeds, one INSERT of their log rows
+    with Session(agg.engine) as session:
+        feeds = session.exec(select(Feed)).all()
+        assert all(f.last_fetched_at > first[f.name] and f.last_status == 304 and f.etag for f in feeds)
+        logs = session.exec(select(FetchLog.status, func.count()).group_by(FetchLog.status)).all()
+    assert dict(logs) == {200: 12, 304: 12}
+
+
+def test_a_poll_holds_at_most_max_concurrency_pages_between_fetch_and_extraction(tmp_path, site, monkeypatch):
+    """Pages flow to extraction a bounded few at a time, however many new entries the poll finds."""
+    import threading
+    import time
+
+    from aggregator import pipeline
+
+    entries = 40
+    body = " ".join(f"word{i}" for i in range(80))
+    items = "".join(f"<item><title>Story {n}</title><link>{site.url(f'/p{n}.html')}</link>"
+                    f"<description>Short {n}.</description></item>" for n in range(entries))
+    site.put("/feed.xml", f"<rss version='2.0'><channel><title>F</title>{items}</channel></rss>",
+             "application/rss+xml")
+    for n in range(entries):
+        site.put(f"/p{n}.html", f"<html><body><article><p>Page {n} {body}</p></article></body></html>")
+    path = tmp_path / "pages.yaml"
+    path.write_text("settings:\n  allowed_networks: [127.0.0.1/32]\n  max_concurrency: 3\n  per_host_limit: 3\n"
+                    f"feeds:\n  - name: F\n    url: {site.url('/feed.xml')}\n    full_text: true\n")
+    config = load_config(path)
+    extracted, held, lock = [0], [], threading.Lock()
+
+    def slow_extract(html, url, timeout=None):
+        time.sleep(0.01)
+        with lock:
+            fetched = sum(count for page, count in site.hits.items() if page.startswith("/p"))
+            held.append(fetched - extracted[0])  # pages fetched and not yet extracted, this one included
+            extracted[0] += 1
+        return html
+
+    monkeypatch.setattr(pipeline, "extract_from_html", slow_extract)
+    agg = Aggregator(database=f"sqlite:///{tmp_path}/pages.db", config=config)
+    (result,) = poll_once(agg.engine, config)
+    assert result.status == "ok" and result.new_entries == entries
+    assert len(held) == entries and max(held) <= 3, held
