@@ -58,7 +58,10 @@ def _since(value: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an ISO time or a duration like 6h or 2d, got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:  # in UTC, as it is compared: 0001-01-01T00:00+05:00 is before the year 1 there
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{value!r} is out of range in UTC") from None
 
 
 def _positive_int(value: str) -> int:
@@ -69,6 +72,17 @@ def _positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _port(value: str) -> int:
+    """A TCP port, 0 to 65535 (0: any free port)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value!r}")
     return number
 
 
@@ -108,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("run", "run the polling daemon until SIGINT/SIGTERM")
     serve = command("serve", "serve the web view, feeds and HTTP API over the database until SIGINT/SIGTERM")
     serve.add_argument("--host", help="address to listen on (default: the config's web.host, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: the config's web.port, 8080)")
+    serve.add_argument("--port", type=_port, help="port to listen on (default: the config's web.port, 8080)")
     poll = command("poll", "poll the feeds once, then exit")
     poll.add_argument("--feed", action="append", help="only this feed (repeatable)")
     poll.add_argument("--force", action="store_true", help="poll even feeds that are resting or paused")
@@ -310,6 +324,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    if args.email and args.output:
+        print("aggregator: digest --email mails the digest, --output writes it: give one of them", file=sys.stderr)
+        return EXIT_USAGE
     _check_writable(args.output)
     if args.email:
         return _mail_digest(args)

@@ -328,11 +328,16 @@ class Config:
         return feed.interval or self.settings.poll_interval
 
 
-def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None, source: str = "<config>") -> dict:
+def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None, source: str = "<config>",
+                visited: set | None = None) -> dict:
     """Map every key path in a composed YAML document to its 1-based line; a key given twice is an error
     (YAML would silently keep the last one, so a feed's second ``url:`` would hide its first)."""
     out = {} if out is None else out
     out[path] = node.start_mark.line + 1
+    visited = set() if visited is None else visited
+    if id(node) in visited:  # an alias (*name) of a node already indexed: a cycle, or one that doubles per level
+        return out
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set = set()
         for key, value in node.value:
@@ -342,11 +347,11 @@ def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None, sour
                 raise ConfigError(f"{source}:{key.start_mark.line + 1}: {where}: given twice")
             seen.add(key.value)
             out[child] = key.start_mark.line + 1
-            _line_index(value, child, out, source)
+            _line_index(value, child, out, source, visited)
             out[child] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _line_index(item, path + (i,), out, source)
+            _line_index(item, path + (i,), out, source, visited)
     return out
 
 

@@ -374,3 +374,82 @@ def test_the_example_script_does_not_create_a_mistyped_database(tmp_path):
     assert result.stderr.strip() == f"top_stories: database {tmp_path / 'typo.db'} does not exist: check --database " \
         "or the config's 'database' (`aggregator poll` or `aggregator run` creates it)"
     assert not (tmp_path / "typo.db").exists()
+
+
+# ---- a new user's first hour, tried from a fresh clone ------------------------------------------------------
+
+
+@pytest.mark.parametrize("yaml_text", [
+    "a: &a [*a]\n",  # an alias inside its own anchor: a cycle
+    "settings: {preferred_sources: &a [*a]}\n",
+    "settings: &s {web: *s}\n",
+    "l1: &l1 [a, b, c, d, e, f, g, h, i]\n"  # each level nine aliases of the one before: 9**8 paths
+    + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(2, 9)),
+])
+def test_a_config_with_cyclic_or_exploding_yaml_aliases_is_a_config_error(tmp_path, database, yaml_text, capsys):
+    config = tmp_path / "feeds.yaml"
+    config.write_text(yaml_text)
+    started = time.monotonic()
+    assert main(["--config", str(config), "--database", database, "stories"]) == 2
+    assert _one_line(capsys.readouterr().err).startswith(f"aggregator: config error: {config}:1: ")
+    assert time.monotonic() - started < 10
+
+
+def test_yaml_aliases_that_repeat_a_value_still_work(tmp_path):
+    from aggregator.config import parse_config
+
+    config = parse_config("feeds:\n  - {name: A, url: 'https://a.example/', tags: &t [x, y]}\n"
+                          "  - {name: B, url: 'https://b.example/', tags: *t}\n")
+    assert [feed.tags for feed in config.feeds] == [["x", "y"], ["x", "y"]]
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00+05:00", "9999-12-31T23:00-05:00"])
+def test_a_since_time_out_of_range_in_utc_is_a_usage_error(since, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["stories", "--since", since])
+    assert info.value.code == 2
+    assert f"argument --since: '{since}' is out of range in UTC" in capsys.readouterr().err
+
+
+def test_a_since_time_with_an_offset_is_compared_in_utc(database, capsys):
+    assert main(["--database", database, "stories", "--since", "2020-01-01T05:00+05:00"]) == 0
+    assert capsys.readouterr().out.strip() == "No stories match."
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-1", "http"])
+def test_serve_refuses_a_port_out_of_range(port, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--port", port])
+    assert info.value.code == 2
+    assert f"argument --port: expected a port number from 0 to 65535, got '{port}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["poll"], ["replay", "rows.jsonl"]])
+def test_a_folder_as_the_database_of_a_command_that_creates_it(tmp_path, demo_config_file, command, capsys):
+    (tmp_path / "news.db").mkdir()
+    (tmp_path / "rows.jsonl").write_text('{"id": 1, "title": "t", "source": "s", "url": "https://a.example/"}\n')
+    command = [str(tmp_path / part) if part.endswith(".jsonl") else part for part in command]
+    assert main(["--config", str(demo_config_file), "--database", f"sqlite:///{tmp_path}/news.db", *command]) == 1
+    assert f"{tmp_path / 'news.db'} is a folder, not a database file" in _one_line(capsys.readouterr().err)
+
+
+def test_an_empty_search_is_refused_not_ignored(database, capsys):
+    assert main(["--database", database, "stories", "--search", ""]) == 2
+    assert _one_line(capsys.readouterr().err) == "aggregator: empty search: give one or more words"
+
+
+def test_digest_refuses_email_and_output_together(database, tmp_path, capsys):
+    assert main(["--database", database, "digest", "--email", "--output", str(tmp_path / "d.txt")]) == 2
+    assert "give one of them" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "d.txt").exists()
+
+
+@pytest.mark.parametrize("hours", ["1e12", "-3", "0", "nan"])
+def test_the_example_script_refuses_nonsense_hours(hours):
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "top_stories.py"
+    result = subprocess.run([sys.executable, str(script), "--hours", hours], capture_output=True, text=True,
+                            timeout=60, env=HERE)
+    assert result.returncode == 2
+    assert "argument --hours: expected" in result.stderr and "Traceback" not in result.stderr

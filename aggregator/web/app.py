@@ -81,7 +81,10 @@ def parse_since(value: str | None, default: str | None = DEFAULT_SINCE) -> datet
     except ValueError:
         message = f"since: expected a duration such as 6h or 2d, an ISO time, or 'all'; got {value[:40]!r}"
         raise BadInput(message) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:  # in UTC, as it is compared: 0001-01-01T00:00+05:00 is before the year 1 there
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise BadInput(f"since: {value[:40]!r} is out of range in UTC") from None
 
 
 def parse_day(value: str) -> date | None:
