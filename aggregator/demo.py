@@ -24,15 +24,15 @@ from xml.sax.saxutils import escape, quoteattr
 from zoneinfo import ZoneInfo
 
 import yaml
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from .config import parse_config
 from .digest import format_time, render_digest
 from .localsite import LocalSite
-from .models import Meta
+from .models import Feed, Meta
 from .pipeline import poll_once
 from .query import Digest, list_stories
-from .store import open_database, session_scope
+from .store import StoreError, open_database, session_scope, shown_url
 
 CORPUS_PATH = Path(__file__).parent / "demo_corpus" / "corpus.json"
 STAMP_KEY = "demo_stamped_at"  # in the Meta table: when the demo was polled into this database
@@ -509,6 +509,12 @@ def _stamped_at(engine) -> datetime | None:
     return datetime.fromisoformat(row.value) if row else None
 
 
+def _holds_feeds(engine) -> bool:
+    """Whether the database has polled any feed (it is someone's news, not a demo's)."""
+    with Session(engine) as session:
+        return session.exec(select(Feed.id).limit(1)).first() is not None
+
+
 def run_demo(
     database: str | None = None,
     fmt: str = "text",
@@ -530,6 +536,9 @@ def run_demo(
         engine = open_database(database or f"sqlite:///{tmp}/demo.db")
         try:
             before = _stamped_at(engine)
+            if before is None and _holds_feeds(engine):
+                raise StoreError(f"{shown_url(database)} already holds other feeds: the demo's made-up news would mix "
+                                 "with them; give the demo a new database (--database sqlite:///demo.db)")
             if before is None:
                 with session_scope(engine) as session:
                     session.merge(Meta(key=STAMP_KEY, value=now.astimezone(UTC).isoformat()))

@@ -453,3 +453,19 @@ def test_the_example_script_refuses_nonsense_hours(hours):
                             timeout=60, env=HERE)
     assert result.returncode == 2
     assert "argument --hours: expected" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_refuses_a_database_that_holds_other_feeds(tmp_path, elsewhere, capsys):
+    from aggregator.models import Feed
+    from aggregator.store import session_scope
+
+    url = f"sqlite:///{tmp_path}/mine.db"
+    engine = open_database(url)
+    with session_scope(engine) as session:
+        session.add(Feed(name="My paper", url="https://paper.example/feed"))
+    engine.dispose()
+    assert main(["--database", url, "demo"]) == 1
+    assert "already holds other feeds" in _one_line(capsys.readouterr().err)
+    with open_database(url).connect() as connection:
+        assert connection.execute(text("select count(*) from feed")).scalar() == 1
+        assert connection.execute(text("select count(*) from article")).scalar() == 0
