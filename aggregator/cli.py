@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -242,9 +243,30 @@ def _shorten(text: str, width: int) -> str:
     return short if short != "…" else text[: width - 1] + "…"  # a first word longer than the column
 
 
+@contextmanager
+def _output_file(path: str) -> Iterator:
+    """``path`` opened for writing text, replaced only once everything is written: an error or Ctrl-C midway
+    leaves the file as it was, not cut short (a device or pipe such as /dev/stdout is written directly)."""
+    target = Path(os.path.realpath(path))  # through a symbolic link: the file it points to is replaced
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8") as out:
+            yield out
+        return
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8") as out:
+            yield out
+        if target.exists():
+            shutil.copymode(target, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _emit(text: str, output: str | None = None) -> None:
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        with _output_file(output) as out:
+            out.write(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -499,7 +521,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
             raise CommandError(f"{args.file}: no feeds to import" + (f" ({skipped})" if skipped else ""))
         current = path.read_text(encoding="utf-8") if path.exists() else "feeds:\n"
         updated, added = merge_feeds_into_yaml(current, feeds)
-        path.write_text(updated, encoding="utf-8")
+        _emit(updated, str(path))  # replaced whole, never left half-written
         notes = "".join(f"; {note}" for note in (skipped, found.ignored_summary()) if note)
         print(f"imported {added} new feeds into {path} ({len(feeds) - added} already there){notes}")
         return 0
@@ -543,8 +565,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _check_writable(args.output)
     with _aggregator(args) as agg:
         original = originals_of_copies(agg.engine)  # the earliest of each group of copies, as every reader shows
-        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-        try:
+        with _output_file(args.output) if args.output else nullcontext(sys.stdout) as out:
             for a in iter_articles(agg.engine):
                 row = {
                     "id": a.id, "story": a.story_id, "duplicate_of": original.get(a.id), "source": a.source,
@@ -553,9 +574,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                     "joined_by": a.story_signal, "score": a.story_score,
                 }
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        finally:
-            if out is not sys.stdout:
-                out.close()
     return 0
 
 

@@ -13,13 +13,13 @@ from aggregator.store import StoreError
 
 
 def _hours(value: str) -> float:
-    """A number of hours back from now, more than 0 and at most a century."""
+    """A number of hours back from now, more than 0 and short of the year 1."""
     try:
         hours = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of hours, got {value!r}") from None
-    if not 0 < hours <= 100 * 365 * 24:
-        raise argparse.ArgumentTypeError(f"expected more than 0 and at most 876000 hours, got {value!r}")
+    if not 0 < hours <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"expected more than 0 and at most 10000000 hours, got {value!r}")
     return hours
 
 

@@ -469,3 +469,27 @@ def test_demo_refuses_a_database_that_holds_other_feeds(tmp_path, elsewhere, cap
     with open_database(url).connect() as connection:
         assert connection.execute(text("select count(*) from feed")).scalar() == 1
         assert connection.execute(text("select count(*) from article")).scalar() == 0
+
+
+def test_an_interrupted_export_leaves_the_output_file_as_it_was(database, tmp_path, monkeypatch, capsys):
+    import aggregator.query
+
+    output = tmp_path / "articles.jsonl"
+    output.write_text("yesterday's export\n")
+    output.chmod(0o640)
+
+    def interrupted(engine):
+        yield from ()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(aggregator.query, "iter_articles", interrupted)
+    assert main(["--database", database, "export", "--output", str(output)]) == 130
+    assert output.read_text() == "yesterday's export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["articles.jsonl", "news.db"]
+    monkeypatch.undo()
+
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(output)
+    assert main(["--database", database, "export", "--output", str(link)]) == 0
+    assert link.is_symlink() and output.read_text() == ""  # no articles: the file the link points to, emptied
+    assert output.stat().st_mode & 0o777 == 0o640
