@@ -313,7 +313,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_poll(args: argparse.Namespace) -> int:
     agg = _aggregator(args, config_required=True)
     _setup_logging(args, agg.config)
-    results = agg.poll(args.feed, force=args.force)
+    poll_log = logging.getLogger("aggregator.poll")
+    level = poll_log.level
+    if logging.getLogger().level > logging.DEBUG:  # each failure gets its line below, not a log line as well
+        poll_log.setLevel(logging.ERROR)
+    try:
+        results = agg.poll(args.feed, force=args.force)
+    finally:
+        poll_log.setLevel(level)
     if not results:  # the config's loading has warned that it lists no enabled feed
         return 1
     new = sum(r.new_entries for r in results)  # what was committed, also by a poll that then failed

@@ -493,3 +493,15 @@ def test_an_interrupted_export_leaves_the_output_file_as_it_was(database, tmp_pa
     assert main(["--database", database, "export", "--output", str(link)]) == 0
     assert link.is_symlink() and output.read_text() == ""  # no articles: the file the link points to, emptied
     assert output.stat().st_mode & 0o777 == 0o640
+
+
+def test_poll_names_each_failed_feed_once(tmp_path):
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  allowed_networks: [127.0.0.1/32]\n  timeout: 2\n"
+                      "feeds:\n  - {name: Closed, url: 'http://127.0.0.1:9/feed.xml'}\n")
+    command = ["--config", str(config), "--database", f"sqlite:///{tmp_path}/p.db", "poll"]
+    result = subprocess.run([sys.executable, "-m", "aggregator", *command], capture_output=True, text=True,
+                            timeout=60, env=HERE)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()  # not a log line as well
+    assert line.startswith("aggregator: Closed: failed: fetch: cannot connect")
