@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     feeds = command("feeds", "list feeds with their health; import or export OPML; resume a paused feed")
     feeds.add_argument("action", nargs="?", choices=["list", "import", "export", "resume"], default="list")
     feeds.add_argument("file", nargs="?", help="OPML file to import or export to (default stdout); feed name to resume")
-    feeds.add_argument("--format", choices=["table", "json"], default="table")
+    feeds.add_argument("--format", choices=["table", "json"], help="for list (default table)")
 
     export = command("export", "dump stored articles with their story ids")
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
@@ -497,6 +497,12 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     from .config import DEFAULT_CONFIG_PATH, load_config
     from .opml import OpmlError, export_opml, merge_feeds_into_yaml, read_opml
 
+    if args.format and args.action != "list":  # export and import speak OPML
+        print(f"aggregator: --format is for feeds list, not feeds {args.action}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.action == "list" and args.file:
+        print(f"aggregator: feeds list takes no file or name, got {args.file!r}", file=sys.stderr)
+        return EXIT_USAGE
     if args.action == "export":
         config = _config(args, required=True)
         _check_writable(args.file)

@@ -505,3 +505,13 @@ def test_poll_names_each_failed_feed_once(tmp_path):
     assert result.returncode == 1
     [line] = result.stderr.splitlines()  # not a log line as well
     assert line.startswith("aggregator: Closed: failed: fetch: cannot connect")
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    (["feeds", "export", "--format", "json"], "--format is for feeds list, not feeds export"),
+    (["feeds", "import", "x.opml", "--format", "table"], "--format is for feeds list, not feeds import"),
+    (["feeds", "list", "extra"], "feeds list takes no file or name, got 'extra'"),
+])
+def test_feeds_options_that_do_not_apply_are_refused(database, command, message, capsys):
+    assert main(["--database", database, *command]) == 2
+    assert _one_line(capsys.readouterr().err) == f"aggregator: {message}"
