@@ -41,7 +41,7 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("--config", default=default, help="feeds config file (default ./feeds.yaml)")
     parser.add_argument("--database", default=default, help="database URL (default: $AGGREGATOR_DATABASE_URL, "
                         "else the config's 'database', else sqlite:///aggregator.db)")
-    parser.add_argument("--log-level", default=default, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    parser.add_argument("--log-level", default=default, type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="log level (default: the config's log_level)")
 
 

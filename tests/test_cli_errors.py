@@ -515,3 +515,10 @@ def test_poll_names_each_failed_feed_once(tmp_path):
 def test_feeds_options_that_do_not_apply_are_refused(database, command, message, capsys):
     assert main(["--database", database, *command]) == 2
     assert _one_line(capsys.readouterr().err) == f"aggregator: {message}"
+
+
+def test_log_level_takes_any_case_as_the_config_does(database):
+    assert main(["--log-level", "debug", "--database", database, "stories"]) == 0
+    with pytest.raises(SystemExit) as info:
+        main(["--log-level", "loud", "stories"])
+    assert info.value.code == 2
