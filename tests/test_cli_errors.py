@@ -522,3 +522,20 @@ def test_log_level_takes_any_case_as_the_config_does(database):
     with pytest.raises(SystemExit) as info:
         main(["--log-level", "loud", "stories"])
     assert info.value.code == 2
+
+
+def test_an_output_in_a_folder_that_cannot_take_a_new_file_is_written_in_place(database, tmp_path, monkeypatch):
+    import builtins
+
+    output = tmp_path / "digest.txt"
+    output.write_text("old\n")
+    real_open = builtins.open
+
+    def no_new_files(file, mode="r", *args, **kwargs):
+        if str(file).endswith(".partial"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_new_files)
+    assert main(["--database", database, "digest", "--output", str(output)]) == 0
+    assert "News digest" in output.read_text()
