@@ -248,14 +248,16 @@ def _output_file(path: str) -> Iterator:
     """``path`` opened for writing text, replaced only once everything is written: an error or Ctrl-C midway
     leaves the file as it was, not cut short (a device or pipe such as /dev/stdout, or a file in a folder we may
     not write, is written in place)."""
-    target = Path(os.path.realpath(path))  # through a symbolic link: the file it points to is replaced
+    given = Path(path)
+    target = Path(os.path.realpath(given))  # through a symbolic link: the file it points to is replaced
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
-        out = open(partial, "x", encoding="utf-8") if target.is_file() or not target.exists() else None
+        regular = not str(given).startswith(("/dev/", "/proc/")) and (given.is_file() or not given.exists())
+        out = open(partial, "x", encoding="utf-8") if regular else None
     except OSError:  # a file we may write in a folder we may not: written in place
         out = None
     if out is None:
-        with open(target, "w", encoding="utf-8") as out:
+        with open(given, "w", encoding="utf-8") as out:
             yield out
         return
     try:

@@ -539,3 +539,10 @@ def test_an_output_in_a_folder_that_cannot_take_a_new_file_is_written_in_place(d
     monkeypatch.setattr(builtins, "open", no_new_files)
     assert main(["--database", database, "digest", "--output", str(output)]) == 0
     assert "News digest" in output.read_text()
+
+
+def test_an_output_to_dev_stdout_is_written_to_the_pipe(database):
+    result = subprocess.run([sys.executable, "-m", "aggregator", "--database", database, "digest", "--output",
+                             "/dev/stdout"], capture_output=True, text=True, timeout=60, env=HERE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("News digest")
