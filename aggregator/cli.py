@@ -76,6 +76,11 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _count(value: str) -> int:
+    """A --limit or --min-sources: a whole number of at least 1; past what the database holds it means no bound."""
+    return min(_positive_int(value), 2**63 - 1)
+
+
 def _port(value: str) -> int:
     """A TCP port, 0 to 65535 (0: any free port)."""
     try:
@@ -134,15 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     digest = command("digest", "print the day's stories, one entry per story")
     digest.add_argument("--date", type=_day, help="YYYY-MM-DD (default today)")
     digest.add_argument("--format", choices=["text", "markdown", "html", "json"], default="text")
-    digest.add_argument("--min-sources", type=_positive_int, default=1)
+    digest.add_argument("--min-sources", type=_count, default=1)
     digest.add_argument("--output", help="write to this file instead of standard output")
     digest.add_argument("--email", action="store_true", help="mail it now as the config's email settings say")
 
     stories = command("stories", "list story clusters, ranked by distinct sources then recency")
     stories.add_argument("--since", type=_since, help="ISO time or a duration back from now (6h, 2d)")
-    stories.add_argument("--min-sources", type=_positive_int, default=1)
+    stories.add_argument("--min-sources", type=_count, default=1)
     stories.add_argument("--search", help='full-text search (words, "phrases", prefix*); ranks by relevance')
-    stories.add_argument("--limit", type=_positive_int, default=50)
+    stories.add_argument("--limit", type=_count, default=50)
     stories.add_argument("--format", choices=["table", "json"], default="table")
 
     story = command("story", "show one story: its articles, sources and how each joined")

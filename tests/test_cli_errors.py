@@ -546,3 +546,10 @@ def test_an_output_to_dev_stdout_is_written_to_the_pipe(database):
                              "/dev/stdout"], capture_output=True, text=True, timeout=60, env=HERE)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("News digest")
+
+
+@pytest.mark.parametrize("command", [["stories", "--limit"], ["stories", "--min-sources"], ["digest", "--min-sources"],
+                                     ["stories", "--search", "summit", "--min-sources"]])
+def test_a_count_larger_than_the_database_holds_means_no_bound(database, command, capsys):
+    assert main(["--database", database, *command, "99999999999999999999"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
