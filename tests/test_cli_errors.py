@@ -553,3 +553,13 @@ def test_an_output_to_dev_stdout_is_written_to_the_pipe(database):
 def test_a_count_larger_than_the_database_holds_means_no_bound(database, command, capsys):
     assert main(["--database", database, *command, "99999999999999999999"]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_config_that_is_not_text_or_is_a_folder_says_so(tmp_path, database, capsys):
+    binary = tmp_path / "feeds.yaml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["--config", str(binary), "--database", database, "stories"]) == 2
+    assert _one_line(capsys.readouterr().err) == \
+        f"aggregator: config error: {binary}: not UTF-8 text (invalid start byte at byte 0)"
+    assert main(["--config", str(tmp_path), "--database", database, "stories"]) == 2
+    assert _one_line(capsys.readouterr().err) == f"aggregator: config error: {tmp_path}: is a folder, not a config file"
