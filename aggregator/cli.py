@@ -203,6 +203,15 @@ def _aggregator(args: argparse.Namespace, config_required: bool = False):
     return Aggregator(database=args.database_url, config=config, create=polls)
 
 
+def _reason(exc: Exception, path: str) -> str:
+    """``FILE: what went wrong`` for an input file (``FILE: No such file or directory``, not ``[Errno 2] ...``)."""
+    if isinstance(exc, IsADirectoryError):
+        return f"{path}: is a folder, not a file"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename or path}: {exc.strerror}"
+    return str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+
+
 def _check_writable(*paths: str | Path | None) -> None:
     """Refuse an output file that cannot be written, before any work is done (an existing file is untouched)."""
     for path in paths:
@@ -495,7 +504,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         with _progress_bar(len(rows), "replaying", "articles") as progress:
             report = replay(rows, database=getattr(args, "database", None), window_seconds=window, progress=progress)
     except (OSError, ReplayError) as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(_reason(exc, args.file)) from None
     except UnicodeDecodeError as exc:
         raise CommandError(f"{args.file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if args.out:
@@ -540,7 +549,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         try:
             found = read_opml(Path(args.file).read_bytes())
         except (OSError, OpmlError) as exc:
-            raise CommandError(f"{args.file}: {exc}") from None
+            raise CommandError(_reason(exc, args.file)) from None
         feeds, skipped = found.feeds, found.skipped_summary()
         if not feeds:
             raise CommandError(f"{args.file}: no feeds to import" + (f" ({skipped})" if skipped else ""))

@@ -563,3 +563,12 @@ def test_a_config_that_is_not_text_or_is_a_folder_says_so(tmp_path, database, ca
         f"aggregator: config error: {binary}: not UTF-8 text (invalid start byte at byte 0)"
     assert main(["--config", str(tmp_path), "--database", database, "stories"]) == 2
     assert _one_line(capsys.readouterr().err) == f"aggregator: config error: {tmp_path}: is a folder, not a config file"
+
+
+@pytest.mark.parametrize("command", [["replay"], ["feeds", "import"]])
+def test_a_missing_input_file_is_named_without_errno(elsewhere, tmp_path, command, capsys):
+    missing = tmp_path / "missing.txt"
+    assert main([*command, str(missing)]) == 1
+    assert _one_line(capsys.readouterr().err) == f"aggregator: {missing}: No such file or directory"
+    assert main([*command, str(tmp_path)]) == 1
+    assert _one_line(capsys.readouterr().err) == f"aggregator: {tmp_path}: is a folder, not a file"
