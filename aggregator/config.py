@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -85,6 +86,24 @@ def _string_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+def _url_problem(url: str) -> str | None:
+    """What keeps ``url`` (http or https) from being fetched as written, or None."""
+    if any(c.isspace() for c in url):
+        return "a space in it: write it as %20"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a port that is not a number up to 65535)
+    except ValueError as exc:
+        return str(exc)
+    if not parts.hostname:
+        return "no host name"
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return "not a valid host name: a part of it is empty or over 63 characters"
+    return None
+
+
 class FeedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -100,7 +119,11 @@ class FeedConfig(BaseModel):
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value, re.I):
             raise ValueError(f"expected an http or https URL, got {value!r}")
-        return value.strip()
+        value = value.strip()
+        problem = _url_problem(value)
+        if problem:
+            raise ValueError(f"expected an http or https URL, got {value!r} ({problem})")
+        return value
 
     @field_validator("name")
     @classmethod

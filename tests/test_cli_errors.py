@@ -572,3 +572,20 @@ def test_a_missing_input_file_is_named_without_errno(elsewhere, tmp_path, comman
     assert _one_line(capsys.readouterr().err) == f"aggregator: {missing}: No such file or directory"
     assert main([*command, str(tmp_path)]) == 1
     assert _one_line(capsys.readouterr().err) == f"aggregator: {tmp_path}: is a folder, not a file"
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://exa mple.com/feed", "a space in it: write it as %20"),
+    ("http://a.example:99999/", "Port out of range 0-65535"),
+    ("https://:80/", "no host name"),
+    ("http://[::1/", "Invalid IPv6 URL"),
+    ("http://" + "a" * 64 + ".example/", "not a valid host name"),
+])
+def test_a_feed_url_that_cannot_be_fetched_is_a_config_error_with_its_line(tmp_path, database, url, problem, capsys):
+    config = tmp_path / "feeds.yaml"
+    config.write_text(f"feeds:\n  - name: A\n    url: '{url}'\n")
+    assert main(["--config", str(config), "--database", f"sqlite:///{tmp_path}/p.db", "poll"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"aggregator: config error: {config}:3: feeds.0.url: expected an http or https URL")
+    assert problem in line
+    assert not (tmp_path / "p.db").exists()
