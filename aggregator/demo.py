@@ -36,6 +36,7 @@ from .store import StoreError, open_database, session_scope, shown_url
 
 CORPUS_PATH = Path(__file__).parent / "demo_corpus" / "corpus.json"
 STAMP_KEY = "demo_stamped_at"  # in the Meta table: when the demo was polled into this database
+UNFINISHED_KEY = "demo_unfinished"  # present while the demo's rounds are being polled (Ctrl-C leaves it)
 STAMP_MARGIN = timedelta(minutes=5)  # the newest article was published this long before the demo ran
 
 FORMATS = ("rss", "atom", "json")
@@ -503,6 +504,11 @@ def stamped(corpus: DemoCorpus, now: datetime) -> DemoCorpus:
     return DemoCorpus(outlets=corpus.outlets, articles=articles, rounds=corpus.rounds)
 
 
+def _unfinished(engine) -> bool:
+    with Session(engine) as session:
+        return session.get(Meta, UNFINISHED_KEY) is not None
+
+
 def _stamped_at(engine) -> datetime | None:
     with Session(engine) as session:
         row = session.get(Meta, STAMP_KEY)
@@ -542,6 +548,7 @@ def run_demo(
             if before is None:
                 with session_scope(engine) as session:
                     session.merge(Meta(key=STAMP_KEY, value=now.astimezone(UTC).isoformat()))
+                    session.merge(Meta(key=UNFINISHED_KEY, value="1"))
                 corpus = stamped(corpus, now)
                 for round_number in range(1, corpus.rounds + 1):
                     serve_round(site, corpus, round_number)
@@ -550,6 +557,11 @@ def run_demo(
                     failed = [f"{r.feed}: {r.error}" for r in results if r.status == "error"]
                     lines.append(f"round {round_number}: polled {len(results)} feeds, {new} new articles"
                                  + (f", failures: {'; '.join(failed)}" if failed else ""))
+                with session_scope(engine) as session:
+                    session.delete(session.get(Meta, UNFINISHED_KEY))
+            elif _unfinished(engine):
+                raise StoreError(f"{shown_url(database)} holds a demo that was interrupted: delete it and run the demo "
+                                 "again")
             else:
                 now = before
                 corpus = stamped(corpus, now)

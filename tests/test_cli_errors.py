@@ -589,3 +589,22 @@ def test_a_feed_url_that_cannot_be_fetched_is_a_config_error_with_its_line(tmp_p
     assert line.startswith(f"aggregator: config error: {config}:3: feeds.0.url: expected an http or https URL")
     assert problem in line
     assert not (tmp_path / "p.db").exists()
+
+
+def test_an_interrupted_demo_is_not_shown_later_as_the_whole_demo(tmp_path, elsewhere, monkeypatch, capsys):
+    import aggregator.demo
+
+    url = f"sqlite:///{tmp_path}/demo.db"
+    real_poll, rounds = aggregator.demo.poll_once, []
+
+    def interrupted_in_round_2(engine, config):
+        rounds.append(1)
+        if len(rounds) == 2:
+            raise KeyboardInterrupt
+        return real_poll(engine, config)
+
+    monkeypatch.setattr(aggregator.demo, "poll_once", interrupted_in_round_2)
+    assert main(["--database", url, "demo"]) == 130
+    monkeypatch.undo()
+    assert main(["--database", url, "demo"]) == 1
+    assert "holds a demo that was interrupted: delete it and run the demo again" in _one_line(capsys.readouterr().err)
