@@ -39,10 +39,18 @@ class CommandError(Exception):
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--config", default=default, help="feeds config file (default ./feeds.yaml)")
-    parser.add_argument("--database", default=default, help="database URL (default: $AGGREGATOR_DATABASE_URL, "
+    parser.add_argument("--database", default=default, type=_not_blank,
+                        help="database URL (default: $AGGREGATOR_DATABASE_URL, "
                         "else the config's 'database', else sqlite:///aggregator.db)")
     parser.add_argument("--log-level", default=default, type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="log level (default: the config's log_level)")
+
+
+def _not_blank(value: str) -> str:
+    """A --database given empty (``--database "$UNSET"``) is a mistake, not a wish for the default database."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("empty: give a database URL, or leave --database out for the default")
+    return value
 
 
 def _since(value: str) -> datetime:

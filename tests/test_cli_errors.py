@@ -608,3 +608,12 @@ def test_an_interrupted_demo_is_not_shown_later_as_the_whole_demo(tmp_path, else
     monkeypatch.undo()
     assert main(["--database", url, "demo"]) == 1
     assert "holds a demo that was interrupted: delete it and run the demo again" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("command", [["poll"], ["stories"], ["demo"]])
+def test_an_empty_database_option_is_a_usage_error_not_the_default(elsewhere, command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--database", "", *command])
+    assert info.value.code == 2
+    assert "argument --database: empty: give a database URL" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
