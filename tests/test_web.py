@@ -101,6 +101,14 @@ def test_a_since_time_out_of_range_in_utc_is_a_400_not_a_500(client, path, since
     assert "out of range in UTC" in response.text
 
 
+@pytest.mark.parametrize("path", ["/", "/healthz", "/stories.atom", "/api/stories", "/static/style.css", "/nope"])
+def test_head_is_answered_like_get_without_a_body(client, path):
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.content == b""
+
+
 def test_a_story_page_folds_copies_shows_signals_and_a_timeline(client, data):
     page = client.get(f"/stories/{data.summit_story}").text
     assert "copy by" in page  # the wire copy sits under its original

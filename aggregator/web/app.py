@@ -137,6 +137,24 @@ def _wants_json(request: Request) -> bool:
     return path.startswith("/api/") or path.endswith(".json") or path in ("/healthz", "/openapi.json")
 
 
+class _HeadAsGet:
+    """Answers HEAD as GET without the body (FastAPI routes take GET only; `curl -I` and uptime checks use HEAD)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 def create_app(agg: Aggregator) -> FastAPI:
     """The web app over ``agg``'s database; it only reads."""
     settings = agg.settings
@@ -155,6 +173,7 @@ def create_app(agg: Aggregator) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.state.aggregator = agg
+    app.add_middleware(_HeadAsGet)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
