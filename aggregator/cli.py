@@ -84,9 +84,12 @@ def _positive_int(value: str) -> int:
     return number
 
 
+DATABASE_INT_MAX = 2**31 - 1  # ids and counts are INTEGER columns: 32 bits on PostgreSQL
+
+
 def _count(value: str) -> int:
     """A --limit or --min-sources: a whole number of at least 1; past what the database holds it means no bound."""
-    return min(_positive_int(value), 2**63 - 1)
+    return min(_positive_int(value), DATABASE_INT_MAX)
 
 
 def _port(value: str) -> int:
@@ -103,7 +106,7 @@ def _port(value: str) -> int:
 def _record_id(value: str) -> int:
     """A story or article id: a whole number the database can hold."""
     number = _positive_int(value)
-    if number >= 2**63:
+    if number > DATABASE_INT_MAX:
         raise argparse.ArgumentTypeError(f"no such id: {value}")
     return number
 

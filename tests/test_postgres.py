@@ -49,3 +49,16 @@ def test_pipeline_on_postgres(pg_url, demo_site, demo_config_file, three_outlets
         with pytest.raises(StoreError, match="already running"):
             DaemonLock(open_database(pg_url)).acquire()
     engine.dispose()
+
+
+def test_counts_and_ids_past_a_postgresql_integer(pg_url, capsys):
+    from aggregator.cli import main
+
+    open_database(pg_url).dispose()
+    for command in (["stories", "--min-sources"], ["digest", "--min-sources"], ["stories", "--limit"]):
+        assert main(["--database", pg_url, *command, "99999999999999999999"]) == 0
+        assert capsys.readouterr().err == ""
+    with pytest.raises(SystemExit) as info:
+        main(["--database", pg_url, "story", "2147483648"])
+    assert info.value.code == 2
+    assert "no such id: 2147483648" in capsys.readouterr().err
