@@ -253,7 +253,7 @@ def create_app(agg: Aggregator) -> FastAPI:
 
     def detail_or_404(story_id: str) -> query.StoryDetail:
         number = int(story_id) if story_id.isascii() and story_id.isdigit() and len(story_id) < 16 else 0
-        detail = agg.story(number) if number > 0 else None
+        detail = agg.story(number) if 0 < number < 2**31 else None  # ids are 32-bit INTEGERs on PostgreSQL
         if detail is None:
             raise HTTPException(404, f"There is no story {story_id[:20]!r}.")
         return detail
