@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,10 +39,18 @@ class CommandError(Exception):
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--config", default=default, help="feeds config file (default ./feeds.yaml)")
-    parser.add_argument("--database", default=default, help="database URL (default: $AGGREGATOR_DATABASE_URL, "
+    parser.add_argument("--database", default=default, type=_not_blank,
+                        help="database URL (default: $AGGREGATOR_DATABASE_URL, "
                         "else the config's 'database', else sqlite:///aggregator.db)")
-    parser.add_argument("--log-level", default=default, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    parser.add_argument("--log-level", default=default, type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="log level (default: the config's log_level)")
+
+
+def _not_blank(value: str) -> str:
+    """A --database given empty (``--database "$UNSET"``) is a mistake, not a wish for the default database."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("empty: give a database URL, or leave --database out for the default")
+    return value
 
 
 def _since(value: str) -> datetime:
@@ -58,7 +67,10 @@ def _since(value: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an ISO time or a duration like 6h or 2d, got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:  # in UTC, as it is compared: 0001-01-01T00:00+05:00 is before the year 1 there
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{value!r} is out of range in UTC") from None
 
 
 def _positive_int(value: str) -> int:
@@ -72,10 +84,29 @@ def _positive_int(value: str) -> int:
     return number
 
 
+DATABASE_INT_MAX = 2**31 - 1  # ids and counts are INTEGER columns: 32 bits on PostgreSQL
+
+
+def _count(value: str) -> int:
+    """A --limit or --min-sources: a whole number of at least 1; past what the database holds it means no bound."""
+    return min(_positive_int(value), DATABASE_INT_MAX)
+
+
+def _port(value: str) -> int:
+    """A TCP port, 0 to 65535 (0: any free port)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value!r}")
+    return number
+
+
 def _record_id(value: str) -> int:
     """A story or article id: a whole number the database can hold."""
     number = _positive_int(value)
-    if number >= 2**63:
+    if number > DATABASE_INT_MAX:
         raise argparse.ArgumentTypeError(f"no such id: {value}")
     return number
 
@@ -108,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("run", "run the polling daemon until SIGINT/SIGTERM")
     serve = command("serve", "serve the web view, feeds and HTTP API over the database until SIGINT/SIGTERM")
     serve.add_argument("--host", help="address to listen on (default: the config's web.host, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: the config's web.port, 8080)")
+    serve.add_argument("--port", type=_port, help="port to listen on (default: the config's web.port, 8080)")
     poll = command("poll", "poll the feeds once, then exit")
     poll.add_argument("--feed", action="append", help="only this feed (repeatable)")
     poll.add_argument("--force", action="store_true", help="poll even feeds that are resting or paused")
@@ -119,15 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     digest = command("digest", "print the day's stories, one entry per story")
     digest.add_argument("--date", type=_day, help="YYYY-MM-DD (default today)")
     digest.add_argument("--format", choices=["text", "markdown", "html", "json"], default="text")
-    digest.add_argument("--min-sources", type=_positive_int, default=1)
+    digest.add_argument("--min-sources", type=_count, default=1)
     digest.add_argument("--output", help="write to this file instead of standard output")
     digest.add_argument("--email", action="store_true", help="mail it now as the config's email settings say")
 
     stories = command("stories", "list story clusters, ranked by distinct sources then recency")
     stories.add_argument("--since", type=_since, help="ISO time or a duration back from now (6h, 2d)")
-    stories.add_argument("--min-sources", type=_positive_int, default=1)
+    stories.add_argument("--min-sources", type=_count, default=1)
     stories.add_argument("--search", help='full-text search (words, "phrases", prefix*); ranks by relevance')
-    stories.add_argument("--limit", type=_positive_int, default=50)
+    stories.add_argument("--limit", type=_count, default=50)
     stories.add_argument("--format", choices=["table", "json"], default="table")
 
     story = command("story", "show one story: its articles, sources and how each joined")
@@ -146,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     feeds = command("feeds", "list feeds with their health; import or export OPML; resume a paused feed")
     feeds.add_argument("action", nargs="?", choices=["list", "import", "export", "resume"], default="list")
     feeds.add_argument("file", nargs="?", help="OPML file to import or export to (default stdout); feed name to resume")
-    feeds.add_argument("--format", choices=["table", "json"], default="table")
+    feeds.add_argument("--format", choices=["table", "json"], help="for list (default table)")
 
     export = command("export", "dump stored articles with their story ids")
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
@@ -181,6 +212,15 @@ def _aggregator(args: argparse.Namespace, config_required: bool = False):
         print(f"aggregator: warning: {config.path} lists no enabled feeds: there is nothing to poll", file=sys.stderr)
     args.database_url = resolve_database(getattr(args, "database", None), config)  # for error messages
     return Aggregator(database=args.database_url, config=config, create=polls)
+
+
+def _reason(exc: Exception, path: str) -> str:
+    """``FILE: what went wrong`` for an input file (``FILE: No such file or directory``, not ``[Errno 2] ...``)."""
+    if isinstance(exc, IsADirectoryError):
+        return f"{path}: is a folder, not a file"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename or path}: {exc.strerror}"
+    return str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
 
 
 def _check_writable(*paths: str | Path | None) -> None:
@@ -228,9 +268,37 @@ def _shorten(text: str, width: int) -> str:
     return short if short != "…" else text[: width - 1] + "…"  # a first word longer than the column
 
 
+@contextmanager
+def _output_file(path: str) -> Iterator:
+    """``path`` opened for writing text, replaced only once everything is written: an error or Ctrl-C midway
+    leaves the file as it was, not cut short (a device or pipe such as /dev/stdout, or a file in a folder we may
+    not write, is written in place)."""
+    given = Path(path)
+    target = Path(os.path.realpath(given))  # through a symbolic link: the file it points to is replaced
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        regular = not str(given).startswith(("/dev/", "/proc/")) and (given.is_file() or not given.exists())
+        out = open(partial, "x", encoding="utf-8") if regular else None
+    except OSError:  # a file we may write in a folder we may not: written in place
+        out = None
+    if out is None:
+        with open(given, "w", encoding="utf-8") as out:
+            yield out
+        return
+    try:
+        with out:
+            yield out
+        if target.exists():
+            shutil.copymode(target, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _emit(text: str, output: str | None = None) -> None:
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        with _output_file(output) as out:
+            out.write(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -277,7 +345,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_poll(args: argparse.Namespace) -> int:
     agg = _aggregator(args, config_required=True)
     _setup_logging(args, agg.config)
-    results = agg.poll(args.feed, force=args.force)
+    poll_log = logging.getLogger("aggregator.poll")
+    level = poll_log.level
+    if logging.getLogger().level > logging.DEBUG:  # each failure gets its line below, not a log line as well
+        poll_log.setLevel(logging.ERROR)
+    try:
+        results = agg.poll(args.feed, force=args.force)
+    finally:
+        poll_log.setLevel(level)
     if not results:  # the config's loading has warned that it lists no enabled feed
         return 1
     new = sum(r.new_entries for r in results)  # what was committed, also by a poll that then failed
@@ -310,6 +385,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    if args.email and args.output:
+        print("aggregator: digest --email mails the digest, --output writes it: give one of them", file=sys.stderr)
+        return EXIT_USAGE
     _check_writable(args.output)
     if args.email:
         return _mail_digest(args)
@@ -437,7 +515,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         with _progress_bar(len(rows), "replaying", "articles") as progress:
             report = replay(rows, database=getattr(args, "database", None), window_seconds=window, progress=progress)
     except (OSError, ReplayError) as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(_reason(exc, args.file)) from None
     except UnicodeDecodeError as exc:
         raise CommandError(f"{args.file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if args.out:
@@ -451,6 +529,12 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     from .config import DEFAULT_CONFIG_PATH, load_config
     from .opml import OpmlError, export_opml, merge_feeds_into_yaml, read_opml
 
+    if args.format and args.action != "list":  # export and import speak OPML
+        print(f"aggregator: --format is for feeds list, not feeds {args.action}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.action == "list" and args.file:
+        print(f"aggregator: feeds list takes no file or name, got {args.file!r}", file=sys.stderr)
+        return EXIT_USAGE
     if args.action == "export":
         config = _config(args, required=True)
         _check_writable(args.file)
@@ -476,13 +560,13 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         try:
             found = read_opml(Path(args.file).read_bytes())
         except (OSError, OpmlError) as exc:
-            raise CommandError(f"{args.file}: {exc}") from None
+            raise CommandError(_reason(exc, args.file)) from None
         feeds, skipped = found.feeds, found.skipped_summary()
         if not feeds:
             raise CommandError(f"{args.file}: no feeds to import" + (f" ({skipped})" if skipped else ""))
         current = path.read_text(encoding="utf-8") if path.exists() else "feeds:\n"
         updated, added = merge_feeds_into_yaml(current, feeds)
-        path.write_text(updated, encoding="utf-8")
+        _emit(updated, str(path))  # replaced whole, never left half-written
         notes = "".join(f"; {note}" for note in (skipped, found.ignored_summary()) if note)
         print(f"imported {added} new feeds into {path} ({len(feeds) - added} already there){notes}")
         return 0
@@ -526,8 +610,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _check_writable(args.output)
     with _aggregator(args) as agg:
         original = originals_of_copies(agg.engine)  # the earliest of each group of copies, as every reader shows
-        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-        try:
+        with _output_file(args.output) if args.output else nullcontext(sys.stdout) as out:
             for a in iter_articles(agg.engine):
                 row = {
                     "id": a.id, "story": a.story_id, "duplicate_of": original.get(a.id), "source": a.source,
@@ -536,9 +619,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                     "joined_by": a.story_signal, "score": a.story_score,
                 }
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        finally:
-            if out is not sys.stdout:
-                out.close()
     return 0
 
 

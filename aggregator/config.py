@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -85,6 +86,24 @@ def _string_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+def _url_problem(url: str) -> str | None:
+    """What keeps ``url`` (http or https) from being fetched as written, or None."""
+    if any(c.isspace() for c in url):
+        return "a space in it: write it as %20"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a port that is not a number up to 65535)
+    except ValueError as exc:
+        return str(exc)
+    if not parts.hostname:
+        return "no host name"
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return "not a valid host name: a part of it is empty or over 63 characters"
+    return None
+
+
 class FeedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -100,7 +119,11 @@ class FeedConfig(BaseModel):
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value, re.I):
             raise ValueError(f"expected an http or https URL, got {value!r}")
-        return value.strip()
+        value = value.strip()
+        problem = _url_problem(value)
+        if problem:
+            raise ValueError(f"expected an http or https URL, got {value!r} ({problem})")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -328,11 +351,16 @@ class Config:
         return feed.interval or self.settings.poll_interval
 
 
-def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None, source: str = "<config>") -> dict:
+def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None, source: str = "<config>",
+                visited: set | None = None) -> dict:
     """Map every key path in a composed YAML document to its 1-based line; a key given twice is an error
     (YAML would silently keep the last one, so a feed's second ``url:`` would hide its first)."""
     out = {} if out is None else out
     out[path] = node.start_mark.line + 1
+    visited = set() if visited is None else visited
+    if id(node) in visited:  # an alias (*name) of a node already indexed: a cycle, or one that doubles per level
+        return out
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set = set()
         for key, value in node.value:
@@ -342,11 +370,11 @@ def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None, sour
                 raise ConfigError(f"{source}:{key.start_mark.line + 1}: {where}: given twice")
             seen.add(key.value)
             out[child] = key.start_mark.line + 1
-            _line_index(value, child, out, source)
+            _line_index(value, child, out, source, visited)
             out[child] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _line_index(item, path + (i,), out, source)
+            _line_index(item, path + (i,), out, source, visited)
     return out
 
 
@@ -414,8 +442,12 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     config = parse_config(text, str(path))
     config.path = path
     return config

@@ -24,18 +24,19 @@ from xml.sax.saxutils import escape, quoteattr
 from zoneinfo import ZoneInfo
 
 import yaml
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from .config import parse_config
 from .digest import format_time, render_digest
 from .localsite import LocalSite
-from .models import Meta
+from .models import Feed, Meta
 from .pipeline import poll_once
 from .query import Digest, list_stories
-from .store import open_database, session_scope
+from .store import StoreError, open_database, session_scope, shown_url
 
 CORPUS_PATH = Path(__file__).parent / "demo_corpus" / "corpus.json"
 STAMP_KEY = "demo_stamped_at"  # in the Meta table: when the demo was polled into this database
+UNFINISHED_KEY = "demo_unfinished"  # present while the demo's rounds are being polled (Ctrl-C leaves it)
 STAMP_MARGIN = timedelta(minutes=5)  # the newest article was published this long before the demo ran
 
 FORMATS = ("rss", "atom", "json")
@@ -503,10 +504,21 @@ def stamped(corpus: DemoCorpus, now: datetime) -> DemoCorpus:
     return DemoCorpus(outlets=corpus.outlets, articles=articles, rounds=corpus.rounds)
 
 
+def _unfinished(engine) -> bool:
+    with Session(engine) as session:
+        return session.get(Meta, UNFINISHED_KEY) is not None
+
+
 def _stamped_at(engine) -> datetime | None:
     with Session(engine) as session:
         row = session.get(Meta, STAMP_KEY)
     return datetime.fromisoformat(row.value) if row else None
+
+
+def _holds_feeds(engine) -> bool:
+    """Whether the database has polled any feed (it is someone's news, not a demo's)."""
+    with Session(engine) as session:
+        return session.exec(select(Feed.id).limit(1)).first() is not None
 
 
 def run_demo(
@@ -530,9 +542,13 @@ def run_demo(
         engine = open_database(database or f"sqlite:///{tmp}/demo.db")
         try:
             before = _stamped_at(engine)
+            if before is None and _holds_feeds(engine):
+                raise StoreError(f"{shown_url(database)} already holds other feeds: the demo's made-up news would mix "
+                                 "with them; give the demo a new database (--database sqlite:///demo.db)")
             if before is None:
                 with session_scope(engine) as session:
                     session.merge(Meta(key=STAMP_KEY, value=now.astimezone(UTC).isoformat()))
+                    session.merge(Meta(key=UNFINISHED_KEY, value="1"))
                 corpus = stamped(corpus, now)
                 for round_number in range(1, corpus.rounds + 1):
                     serve_round(site, corpus, round_number)
@@ -541,6 +557,11 @@ def run_demo(
                     failed = [f"{r.feed}: {r.error}" for r in results if r.status == "error"]
                     lines.append(f"round {round_number}: polled {len(results)} feeds, {new} new articles"
                                  + (f", failures: {'; '.join(failed)}" if failed else ""))
+                with session_scope(engine) as session:
+                    session.delete(session.get(Meta, UNFINISHED_KEY))
+            elif _unfinished(engine):
+                raise StoreError(f"{shown_url(database)} holds a demo that was interrupted: delete it and run the demo "
+                                 "again")
             else:
                 now = before
                 corpus = stamped(corpus, now)

@@ -301,6 +301,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        except UnicodeError:  # the idna codec refuses a label that is empty or over 63 characters
+            raise httpcore.ConnectError(f"cannot resolve {host}: not a valid host name") from None
         addresses = []
         for candidate in candidates:
             address = _parse_address(candidate)

@@ -193,7 +193,7 @@ def list_stories(
     With ``search``, the stories whose articles match it in full-text search (:mod:`aggregator.search`),
     ranked by relevance instead; an unsearchable query raises :class:`aggregator.search.SearchError`.
     """
-    if search:
+    if search is not None:  # "" is an empty search (an error), not no search
         from .search import MAX_PAGE, search_stories
 
         found = search_stories(engine, search, limit=limit or MAX_PAGE, since=since, until=until,

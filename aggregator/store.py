@@ -172,13 +172,13 @@ def upgrade(engine: Engine) -> int:
     return found
 
 
-def _require_sqlite_file(url: str) -> None:
+def _require_sqlite_file(url: str, create: bool) -> None:
     path = sqlite_path(url)
     if path is None:
         return
     if path.is_dir():
         raise StoreError(f"{path} is a folder, not a database file: check --database or the config's 'database'")
-    if not path.exists():
+    if not create and not path.exists():
         raise StoreError(f"database {path} does not exist: check --database or the config's 'database' "
                          "(`aggregator poll` or `aggregator run` creates it)")
 
@@ -193,8 +193,7 @@ def open_database(url: str | None = None, create: bool = True) -> Engine:
     problem = database_url_problem(url)
     if problem:
         raise StoreError(problem)
-    if not create:
-        _require_sqlite_file(url)
+    _require_sqlite_file(url, create)
     engine = None
     try:
         engine = make_engine(url)

@@ -12,10 +12,21 @@ from aggregator import Aggregator
 from aggregator.store import StoreError
 
 
+def _hours(value: str) -> float:
+    """A number of hours back from now, more than 0 and short of the year 1."""
+    try:
+        hours = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of hours, got {value!r}") from None
+    if not 0 < hours <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"expected more than 0 and at most 10000000 hours, got {value!r}")
+    return hours
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", help="database URL (default: $AGGREGATOR_DATABASE_URL or ./feeds.yaml's)")
-    parser.add_argument("--hours", type=float, default=24)
+    parser.add_argument("--hours", type=_hours, default=24)
     parser.add_argument("--min-sources", type=int, default=2)
     args = parser.parse_args()
 

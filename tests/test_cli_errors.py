@@ -374,3 +374,246 @@ def test_the_example_script_does_not_create_a_mistyped_database(tmp_path):
     assert result.stderr.strip() == f"top_stories: database {tmp_path / 'typo.db'} does not exist: check --database " \
         "or the config's 'database' (`aggregator poll` or `aggregator run` creates it)"
     assert not (tmp_path / "typo.db").exists()
+
+
+# ---- a new user's first hour, tried from a fresh clone ------------------------------------------------------
+
+
+@pytest.mark.parametrize("yaml_text", [
+    "a: &a [*a]\n",  # an alias inside its own anchor: a cycle
+    "settings: {preferred_sources: &a [*a]}\n",
+    "settings: &s {web: *s}\n",
+    "l1: &l1 [a, b, c, d, e, f, g, h, i]\n"  # each level nine aliases of the one before: 9**8 paths
+    + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(2, 9)),
+])
+def test_a_config_with_cyclic_or_exploding_yaml_aliases_is_a_config_error(tmp_path, database, yaml_text, capsys):
+    config = tmp_path / "feeds.yaml"
+    config.write_text(yaml_text)
+    started = time.monotonic()
+    assert main(["--config", str(config), "--database", database, "stories"]) == 2
+    assert _one_line(capsys.readouterr().err).startswith(f"aggregator: config error: {config}:1: ")
+    assert time.monotonic() - started < 10
+
+
+def test_yaml_aliases_that_repeat_a_value_still_work(tmp_path):
+    from aggregator.config import parse_config
+
+    config = parse_config("feeds:\n  - {name: A, url: 'https://a.example/', tags: &t [x, y]}\n"
+                          "  - {name: B, url: 'https://b.example/', tags: *t}\n")
+    assert [feed.tags for feed in config.feeds] == [["x", "y"], ["x", "y"]]
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00+05:00", "9999-12-31T23:00-05:00"])
+def test_a_since_time_out_of_range_in_utc_is_a_usage_error(since, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["stories", "--since", since])
+    assert info.value.code == 2
+    assert f"argument --since: '{since}' is out of range in UTC" in capsys.readouterr().err
+
+
+def test_a_since_time_with_an_offset_is_compared_in_utc(database, capsys):
+    assert main(["--database", database, "stories", "--since", "2020-01-01T05:00+05:00"]) == 0
+    assert capsys.readouterr().out.strip() == "No stories match."
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-1", "http"])
+def test_serve_refuses_a_port_out_of_range(port, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--port", port])
+    assert info.value.code == 2
+    assert f"argument --port: expected a port number from 0 to 65535, got '{port}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["poll"], ["replay", "rows.jsonl"]])
+def test_a_folder_as_the_database_of_a_command_that_creates_it(tmp_path, demo_config_file, command, capsys):
+    (tmp_path / "news.db").mkdir()
+    (tmp_path / "rows.jsonl").write_text('{"id": 1, "title": "t", "source": "s", "url": "https://a.example/"}\n')
+    command = [str(tmp_path / part) if part.endswith(".jsonl") else part for part in command]
+    assert main(["--config", str(demo_config_file), "--database", f"sqlite:///{tmp_path}/news.db", *command]) == 1
+    assert f"{tmp_path / 'news.db'} is a folder, not a database file" in _one_line(capsys.readouterr().err)
+
+
+def test_an_empty_search_is_refused_not_ignored(database, capsys):
+    assert main(["--database", database, "stories", "--search", ""]) == 2
+    assert _one_line(capsys.readouterr().err) == "aggregator: empty search: give one or more words"
+
+
+def test_digest_refuses_email_and_output_together(database, tmp_path, capsys):
+    assert main(["--database", database, "digest", "--email", "--output", str(tmp_path / "d.txt")]) == 2
+    assert "give one of them" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "d.txt").exists()
+
+
+@pytest.mark.parametrize("hours", ["1e12", "-3", "0", "nan"])
+def test_the_example_script_refuses_nonsense_hours(hours):
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "top_stories.py"
+    result = subprocess.run([sys.executable, str(script), "--hours", hours], capture_output=True, text=True,
+                            timeout=60, env=HERE)
+    assert result.returncode == 2
+    assert "argument --hours: expected" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_refuses_a_database_that_holds_other_feeds(tmp_path, elsewhere, capsys):
+    from aggregator.models import Feed
+    from aggregator.store import session_scope
+
+    url = f"sqlite:///{tmp_path}/mine.db"
+    engine = open_database(url)
+    with session_scope(engine) as session:
+        session.add(Feed(name="My paper", url="https://paper.example/feed"))
+    engine.dispose()
+    assert main(["--database", url, "demo"]) == 1
+    assert "already holds other feeds" in _one_line(capsys.readouterr().err)
+    with open_database(url).connect() as connection:
+        assert connection.execute(text("select count(*) from feed")).scalar() == 1
+        assert connection.execute(text("select count(*) from article")).scalar() == 0
+
+
+def test_an_interrupted_export_leaves_the_output_file_as_it_was(database, tmp_path, monkeypatch, capsys):
+    import aggregator.query
+
+    output = tmp_path / "articles.jsonl"
+    output.write_text("yesterday's export\n")
+    output.chmod(0o640)
+
+    def interrupted(engine):
+        yield from ()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(aggregator.query, "iter_articles", interrupted)
+    assert main(["--database", database, "export", "--output", str(output)]) == 130
+    assert output.read_text() == "yesterday's export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["articles.jsonl", "news.db"]
+    monkeypatch.undo()
+
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(output)
+    assert main(["--database", database, "export", "--output", str(link)]) == 0
+    assert link.is_symlink() and output.read_text() == ""  # no articles: the file the link points to, emptied
+    assert output.stat().st_mode & 0o777 == 0o640
+
+
+def test_poll_names_each_failed_feed_once(tmp_path):
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  allowed_networks: [127.0.0.1/32]\n  timeout: 2\n"
+                      "feeds:\n  - {name: Closed, url: 'http://127.0.0.1:9/feed.xml'}\n")
+    command = ["--config", str(config), "--database", f"sqlite:///{tmp_path}/p.db", "poll"]
+    result = subprocess.run([sys.executable, "-m", "aggregator", *command], capture_output=True, text=True,
+                            timeout=60, env=HERE)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()  # not a log line as well
+    assert line.startswith("aggregator: Closed: failed: fetch: cannot connect")
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    (["feeds", "export", "--format", "json"], "--format is for feeds list, not feeds export"),
+    (["feeds", "import", "x.opml", "--format", "table"], "--format is for feeds list, not feeds import"),
+    (["feeds", "list", "extra"], "feeds list takes no file or name, got 'extra'"),
+])
+def test_feeds_options_that_do_not_apply_are_refused(database, command, message, capsys):
+    assert main(["--database", database, *command]) == 2
+    assert _one_line(capsys.readouterr().err) == f"aggregator: {message}"
+
+
+def test_log_level_takes_any_case_as_the_config_does(database):
+    assert main(["--log-level", "debug", "--database", database, "stories"]) == 0
+    with pytest.raises(SystemExit) as info:
+        main(["--log-level", "loud", "stories"])
+    assert info.value.code == 2
+
+
+def test_an_output_in_a_folder_that_cannot_take_a_new_file_is_written_in_place(database, tmp_path, monkeypatch):
+    import builtins
+
+    output = tmp_path / "digest.txt"
+    output.write_text("old\n")
+    real_open = builtins.open
+
+    def no_new_files(file, mode="r", *args, **kwargs):
+        if str(file).endswith(".partial"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_new_files)
+    assert main(["--database", database, "digest", "--output", str(output)]) == 0
+    assert "News digest" in output.read_text()
+
+
+def test_an_output_to_dev_stdout_is_written_to_the_pipe(database):
+    result = subprocess.run([sys.executable, "-m", "aggregator", "--database", database, "digest", "--output",
+                             "/dev/stdout"], capture_output=True, text=True, timeout=60, env=HERE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("News digest")
+
+
+@pytest.mark.parametrize("command", [["stories", "--limit"], ["stories", "--min-sources"], ["digest", "--min-sources"],
+                                     ["stories", "--search", "summit", "--min-sources"]])
+def test_a_count_larger_than_the_database_holds_means_no_bound(database, command, capsys):
+    assert main(["--database", database, *command, "99999999999999999999"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_config_that_is_not_text_or_is_a_folder_says_so(tmp_path, database, capsys):
+    binary = tmp_path / "feeds.yaml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["--config", str(binary), "--database", database, "stories"]) == 2
+    assert _one_line(capsys.readouterr().err) == \
+        f"aggregator: config error: {binary}: not UTF-8 text (invalid start byte at byte 0)"
+    assert main(["--config", str(tmp_path), "--database", database, "stories"]) == 2
+    assert _one_line(capsys.readouterr().err) == f"aggregator: config error: {tmp_path}: is a folder, not a config file"
+
+
+@pytest.mark.parametrize("command", [["replay"], ["feeds", "import"]])
+def test_a_missing_input_file_is_named_without_errno(elsewhere, tmp_path, command, capsys):
+    missing = tmp_path / "missing.txt"
+    assert main([*command, str(missing)]) == 1
+    assert _one_line(capsys.readouterr().err) == f"aggregator: {missing}: No such file or directory"
+    assert main([*command, str(tmp_path)]) == 1
+    assert _one_line(capsys.readouterr().err) == f"aggregator: {tmp_path}: is a folder, not a file"
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://exa mple.com/feed", "a space in it: write it as %20"),
+    ("http://a.example:99999/", "Port out of range 0-65535"),
+    ("https://:80/", "no host name"),
+    ("http://[::1/", "Invalid IPv6 URL"),
+    ("http://" + "a" * 64 + ".example/", "not a valid host name"),
+])
+def test_a_feed_url_that_cannot_be_fetched_is_a_config_error_with_its_line(tmp_path, database, url, problem, capsys):
+    config = tmp_path / "feeds.yaml"
+    config.write_text(f"feeds:\n  - name: A\n    url: '{url}'\n")
+    assert main(["--config", str(config), "--database", f"sqlite:///{tmp_path}/p.db", "poll"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"aggregator: config error: {config}:3: feeds.0.url: expected an http or https URL")
+    assert problem in line
+    assert not (tmp_path / "p.db").exists()
+
+
+def test_an_interrupted_demo_is_not_shown_later_as_the_whole_demo(tmp_path, elsewhere, monkeypatch, capsys):
+    import aggregator.demo
+
+    url = f"sqlite:///{tmp_path}/demo.db"
+    real_poll, rounds = aggregator.demo.poll_once, []
+
+    def interrupted_in_round_2(engine, config):
+        rounds.append(1)
+        if len(rounds) == 2:
+            raise KeyboardInterrupt
+        return real_poll(engine, config)
+
+    monkeypatch.setattr(aggregator.demo, "poll_once", interrupted_in_round_2)
+    assert main(["--database", url, "demo"]) == 130
+    monkeypatch.undo()
+    assert main(["--database", url, "demo"]) == 1
+    assert "holds a demo that was interrupted: delete it and run the demo again" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("command", [["poll"], ["stories"], ["demo"]])
+def test_an_empty_database_option_is_a_usage_error_not_the_default(elsewhere, command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--database", "", *command])
+    assert info.value.code == 2
+    assert "argument --database: empty: give a database URL" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []

@@ -299,6 +299,13 @@ def test_local_site_refused_by_default_without_reaching_it(site: LocalSite, netw
     assert site.hits == {} and site.connections == 0 and network == []
 
 
+@pytest.mark.parametrize("host", ["a" * 64 + ".example", "a..example"])
+def test_a_host_name_the_resolver_cannot_encode_is_a_fetch_error(host: str, network: list) -> None:
+    error = fetch_error(f"http://{host}/feed.xml", STRICT)
+    assert error.reason == f"cannot connect (cannot resolve {host}: not a valid host name)"
+    assert network == []
+
+
 def test_localhost_name_refused_at_connect_time(site: LocalSite, network: list) -> None:
     site.put("/feed.xml", "<rss/>")
     error = fetch_error(site.url("/feed.xml").replace("127.0.0.1", "localhost"), STRICT)

@@ -49,3 +49,29 @@ def test_pipeline_on_postgres(pg_url, demo_site, demo_config_file, three_outlets
         with pytest.raises(StoreError, match="already running"):
             DaemonLock(open_database(pg_url)).acquire()
     engine.dispose()
+
+
+def test_counts_and_ids_past_a_postgresql_integer(pg_url, capsys):
+    from aggregator.cli import main
+
+    open_database(pg_url).dispose()
+    for command in (["stories", "--min-sources"], ["digest", "--min-sources"], ["stories", "--limit"]):
+        assert main(["--database", pg_url, *command, "99999999999999999999"]) == 0
+        assert capsys.readouterr().err == ""
+    with pytest.raises(SystemExit) as info:
+        main(["--database", pg_url, "story", "2147483648"])
+    assert info.value.code == 2
+    assert "no such id: 2147483648" in capsys.readouterr().err
+
+
+def test_the_web_view_answers_404_for_an_id_past_a_postgresql_integer(pg_url):
+    from fastapi.testclient import TestClient
+
+    from aggregator.api import Aggregator
+    from aggregator.web.app import create_app
+
+    open_database(pg_url).dispose()
+    with Aggregator(database=pg_url, create=False) as agg:
+        client = TestClient(create_app(agg))
+        for path in ("/stories/2147483648", "/api/stories/2147483648", "/stories/999999999999999"):
+            assert client.get(path).status_code == 404

@@ -93,6 +93,22 @@ def test_bad_river_parameters_are_a_clear_400_page(client, query):
     assert "Traceback" not in response.text
 
 
+@pytest.mark.parametrize("since", ["0001-01-01T00:00%2B05:00", "9999-12-31T23:00-05:00"])
+@pytest.mark.parametrize("path", ["/", "/stories.atom", "/stories.json", "/api/stories", "/api/search?q=summit"])
+def test_a_since_time_out_of_range_in_utc_is_a_400_not_a_500(client, path, since):
+    response = client.get(f"{path}{'&' if '?' in path else '?'}since={since}")
+    assert response.status_code == 400
+    assert "out of range in UTC" in response.text
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/stories.atom", "/api/stories", "/static/style.css", "/nope"])
+def test_head_is_answered_like_get_without_a_body(client, path):
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.content == b""
+
+
 def test_a_story_page_folds_copies_shows_signals_and_a_timeline(client, data):
     page = client.get(f"/stories/{data.summit_story}").text
     assert "copy by" in page  # the wire copy sits under its original

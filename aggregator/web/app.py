@@ -81,7 +81,10 @@ def parse_since(value: str | None, default: str | None = DEFAULT_SINCE) -> datet
     except ValueError:
         message = f"since: expected a duration such as 6h or 2d, an ISO time, or 'all'; got {value[:40]!r}"
         raise BadInput(message) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:  # in UTC, as it is compared: 0001-01-01T00:00+05:00 is before the year 1 there
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise BadInput(f"since: {value[:40]!r} is out of range in UTC") from None
 
 
 def parse_day(value: str) -> date | None:
@@ -134,6 +137,24 @@ def _wants_json(request: Request) -> bool:
     return path.startswith("/api/") or path.endswith(".json") or path in ("/healthz", "/openapi.json")
 
 
+class _HeadAsGet:
+    """Answers HEAD as GET without the body (FastAPI routes take GET only; `curl -I` and uptime checks use HEAD)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 def create_app(agg: Aggregator) -> FastAPI:
     """The web app over ``agg``'s database; it only reads."""
     settings = agg.settings
@@ -152,6 +173,7 @@ def create_app(agg: Aggregator) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.state.aggregator = agg
+    app.add_middleware(_HeadAsGet)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
@@ -231,7 +253,7 @@ def create_app(agg: Aggregator) -> FastAPI:
 
     def detail_or_404(story_id: str) -> query.StoryDetail:
         number = int(story_id) if story_id.isascii() and story_id.isdigit() and len(story_id) < 16 else 0
-        detail = agg.story(number) if number > 0 else None
+        detail = agg.story(number) if 0 < number < 2**31 else None  # ids are 32-bit INTEGERs on PostgreSQL
         if detail is None:
             raise HTTPException(404, f"There is no story {story_id[:20]!r}.")
         return detail
