@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -29,6 +29,16 @@ from . import schemas
 from .render import all_copies, environment
 
 log = logging.getLogger("aggregator.web")
+
+
+@dataclass
+class StoryFeedFilters:
+    """The river's filters, as the story feeds take them (``?since=&tag=&min_sources=&q=``)."""
+
+    since: Annotated[str, Query(max_length=40)] = "3d"
+    tag: Annotated[str, Query(max_length=100)] = ""
+    min_sources: Annotated[int, Query(ge=1, le=1000)] = 1
+    q: Annotated[str, Query(max_length=20_000)] = ""
 
 PAGE_SIZE = 30
 MAX_LIMIT = 100
@@ -379,31 +389,19 @@ def create_app(agg: Aggregator) -> FastAPI:
     def base_url(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
+    def story_feed(request: Request, filters: StoryFeedFilters, render, media_type: str) -> Response:
+        stories, _ = stories_for(filters.since, filters.tag, filters.min_sources, filters.q, 50, 0)
+        title = feeds_out.feed_title(filters.tag, filters.min_sources, filters.q)
+        body = render(stories, env, agg, base_url(request), str(request.url), title=title)
+        return Response(body, media_type=f"{media_type}; charset=utf-8")
+
     @app.get("/stories.atom", include_in_schema=False)
-    def stories_atom(
-        request: Request,
-        since: Annotated[str, Query(max_length=40)] = "3d",
-        tag: Annotated[str, Query(max_length=100)] = "",
-        min_sources: Annotated[int, Query(ge=1, le=1000)] = 1,
-        q: Annotated[str, Query(max_length=20_000)] = "",
-    ):
-        stories, _ = stories_for(since, tag, min_sources, q, 50, 0)
-        body = feeds_out.stories_atom(stories, env, agg, base_url(request), str(request.url),
-                                      title=feeds_out.feed_title(tag, min_sources, q))
-        return Response(body, media_type="application/atom+xml; charset=utf-8")
+    def stories_atom(request: Request, filters: Annotated[StoryFeedFilters, Depends()]):
+        return story_feed(request, filters, feeds_out.stories_atom, "application/atom+xml")
 
     @app.get("/stories.json", include_in_schema=False)
-    def stories_json(
-        request: Request,
-        since: Annotated[str, Query(max_length=40)] = "3d",
-        tag: Annotated[str, Query(max_length=100)] = "",
-        min_sources: Annotated[int, Query(ge=1, le=1000)] = 1,
-        q: Annotated[str, Query(max_length=20_000)] = "",
-    ):
-        stories, _ = stories_for(since, tag, min_sources, q, 50, 0)
-        body = feeds_out.stories_json_feed(stories, env, agg, base_url(request), str(request.url),
-                                           title=feeds_out.feed_title(tag, min_sources, q))
-        return Response(body, media_type="application/feed+json; charset=utf-8")
+    def stories_json(request: Request, filters: Annotated[StoryFeedFilters, Depends()]):
+        return story_feed(request, filters, feeds_out.stories_json_feed, "application/feed+json")
 
     @app.get("/digest.atom", include_in_schema=False)
     def digest_atom(request: Request):
