@@ -19,7 +19,9 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
   holidays, celebrities, Ebola, politics, year-in-review pieces, the AirAsia crash as one story), without
   times, each subject's articles arriving together: different events of one kind, told in full texts;
 - twins: harder: two events of one kind from each long syndication-dev article (its halves, the second with
-  other names and figures; see ``twins``), each told by several outlets, untimed.
+  other names and figures; see ``twins``), each told by several outlets, untimed;
+- synd-parts: the other way round: each syndication-dev story's articles tell one event from different parts of
+  the text (disjoint, interleaved paragraphs, the headline kept), shuffled, untimed: what must not split.
 
 Configurations are the defaults plus one change each (``CONFIGS``); ``--set`` adds one of your own. The table
 gives BCubed F1 (with --recall, also BCubed precision/recall) for each set, then the mean and the worst change
@@ -206,6 +208,21 @@ def twins(rows: list[dict], seed: int = 1, min_words: int = 300) -> list[dict]:
     return out
 
 
+def parts(rows: list[dict], seed: int = 1) -> list[dict]:
+    """Each story's articles with disjoint parts of the original's paragraphs (the k-th of n articles gets every
+    n-th paragraph from the k-th on), untimed, shuffled: one event in other words and other details."""
+    by_story: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_story[row["story"]].append(row)
+    out = []
+    for members in by_story.values():
+        pars = _paragraphs(members[0]["text"] or "")
+        for k, row in enumerate(members):
+            text = "\n\n".join(pars[k :: len(members)]) or (row["text"] or "")
+            out.append({**row, "text": text, "published": None})
+    return shuffled(out, seed)
+
+
 def load(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
@@ -227,6 +244,7 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["synd-untimed"] = untimed(shuffled(synd, 1))
         sets["samekind"] = same_kind(synd)
         sets["twins"] = twins(synd)
+        sets["synd-parts"] = parts(synd)
     return sets
 
 
