@@ -13,6 +13,8 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
 - gn-time: fake times: each story starts at a random moment of a month, its articles follow within hours
   (exponential, mean four hours), the stream is in time order and carries the times;
 - gn-burst: that same order without the times (the engine must judge recency by arrival);
+- gn-slow: other fake times (another seed, a week, articles following within a day: mean twelve hours), so
+  that a rule about time is not fitted to one way of faking them;
 - synd: syndication-dev as published (full texts with real-looking times over two days);
 - synd-untimed: its rows shuffled, without times;
 - samekind: the syndication-dev stories that share a subject with another one (markets, crime, football,
@@ -238,6 +240,7 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["gn-rev"] = gn[::-1]
         sets["gn-time"] = fake_times(gn)
         sets["gn-burst"] = untimed(sets["gn-time"])
+        sets["gn-slow"] = fake_times(gn, seed=2, days=7, mean_hours=12.0)
     if (bench / FULL_TEXTS).exists():
         synd = load(bench / FULL_TEXTS)
         sets["synd"] = synd
@@ -286,6 +289,8 @@ def evaluate(rows: list[dict], overrides: dict, off: frozenset) -> dict[str, flo
 
 def parse_override(text: str) -> dict:
     key, _, value = text.partition("=")
+    if value.endswith("h"):  # a time setting, in hours
+        return {key: timedelta(hours=float(value[:-1]))}
     return {key: float(value) if "." in value else int(value)}
 
 

@@ -456,3 +456,21 @@ def test_compare_shows_the_names_and_figures_two_reports_share():
     headlines = {s.name: s for s in engine.compare(engine.features(QUAKE[0], "", T0),
                                                    engine.features(QUAKE[1], "", T0))}
     assert headlines["shared-evidence"].verdict == "not run: too few names"
+
+
+def test_similarity_decays_with_time_apart_when_articles_carry_times():
+    def joined(settings: ClusterSettings | None = None, hours: float = 50.0, timed: bool = True) -> bool:
+        stream = Stream(settings)
+        gap = timedelta(hours=hours) if timed else timedelta(0)
+        for n, title in enumerate(FILLER):  # a timed stream: its arrivals spread over more than a minute
+            stream.push(title, when=T0 + (timedelta(minutes=n) if timed else timedelta(0)))
+        first, _ = stream.push(STORM_B[0], when=T0 + timedelta(minutes=10) if timed else T0)
+        stream.push("Quiz night raises funds for the village hall", when=T0 + gap)  # the news moved on
+        # the same words two days later: a storm of the same name, another season
+        _, decision = stream.push("Tropical storm Helene floods roads in Florida", when=T0 + gap)
+        return decision.story_id == stream.story_of[first]
+
+    assert joined(hours=1)  # within the news cycle
+    assert not joined(hours=50)  # two days apart, the cosine is a quarter: another event
+    assert joined(ClusterSettings(time_half_life=timedelta(0)))  # the rule off, the words alone join
+    assert joined(timed=False)  # without times nothing decays
