@@ -22,6 +22,7 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
   times, each subject's articles arriving together: different events of one kind, told in full texts;
 - twins: harder: two events of one kind from each long syndication-dev article (its halves, the second with
   other names and figures; see ``twins``), each told by several outlets, untimed;
+- synd-titles: its headlines alone (raw, as outlets write them), shuffled, untimed;
 - synd-parts: the other way round: each syndication-dev story's articles tell one event from different parts of
   the text (disjoint, interleaved paragraphs, the headline kept), shuffled, untimed: what must not split.
 
@@ -248,6 +249,7 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["samekind"] = same_kind(synd)
         sets["twins"] = twins(synd)
         sets["synd-parts"] = parts(synd)
+        sets["synd-titles"] = [{**row, "text": None} for row in sets["synd-untimed"]]
     return sets
 
 
