@@ -210,9 +210,9 @@ class _Story:
     # centroid, so a long-running story's vector stays the size of its open coverage. None: not counted yet
     # (a restart leaves it to the first time it is needed, see Clusterer._term_counts)
     counts: Counter | None = field(default_factory=Counter)
-    # the names and figures its articles name (text.evidence); None: unknown (a story read back at a restart,
-    # whose articles' evidence is not stored: recomputing it needs every text), which never keeps one out
-    evidence: set[str] | None = field(default_factory=set)
+    # the names and figures its articles name (text.evidence). Not stored (recomputing it needs every text): a
+    # story read back at a restart starts empty, and keeps no article out until new articles name enough
+    evidence: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -531,7 +531,7 @@ class Clusterer:
         """Whether an article (or story) naming ``names`` tells another event than ``story``: both name enough
         names and figures, and next to none of the article's are words of the story (its titles and leads)."""
         s = self.settings
-        if story.evidence is None or len(story.evidence) < s.evidence_min_terms or len(names) < s.evidence_min_terms:
+        if len(story.evidence) < s.evidence_min_terms or len(names) < s.evidence_min_terms:
             return False
         return self._evidence_share(names, story.vector) < s.evidence_min_share
 
@@ -592,8 +592,6 @@ class Clusterer:
 
     def _stories_apart(self, story: _Story, names: frozenset[str], other: _Story) -> bool:
         """Whether two stories (the first with an article naming ``names`` joining it) tell different events."""
-        if story.evidence is None or other.evidence is None:
-            return False
         joined = story.evidence | names
         if len(joined) > len(other.evidence):  # the smaller story's names, looked up in the bigger one's words
             return self._other_event(other.evidence, story)
@@ -668,9 +666,7 @@ class Clusterer:
             self.index.insert(article_id, feats.signature)
         self._add_to_story(story_id, weights, feats.when)
         self._add_member(story_id, article_id)
-        story_names = self.stories[story_id].evidence
-        if story_names is not None:
-            story_names.update(feats.evidence)
+        self.stories[story_id].evidence.update(feats.evidence)
 
     def load(self, stored: Iterable[StoredArticle]) -> int:
         """Index stored articles, given in arrival order, at once; returns how many were new.
@@ -707,7 +703,7 @@ class Clusterer:
             story = self.stories.get(item.story_id)
             if story is None:
                 story = self.stories[item.story_id] = _Story(vector={}, norm=0.0, first=item.when, last=item.when,
-                                                             counts=None, evidence=None)
+                                                             counts=None)
             vector = story.vector
             get = vector.get
             for term, weight in zip(terms, item.weights, strict=True):
@@ -812,10 +808,7 @@ class Clusterer:
             target.members.extend(source.members)
             if target.counts is not None:  # else it is counted from all its members, these included, when needed
                 target.counts.update(self._term_counts(source))
-            if target.evidence is not None and source.evidence is not None:
-                target.evidence |= source.evidence
-            else:
-                target.evidence = None
+            target.evidence |= source.evidence
         for article_id in source.members:
             article = self.articles.get(article_id)
             if article is not None:
