@@ -592,6 +592,8 @@ class Clusterer:
 
     def _stories_apart(self, story: _Story, names: frozenset[str], other: _Story) -> bool:
         """Whether two stories (the first with an article naming ``names`` joining it) tell different events."""
+        if len(other.evidence) < self.settings.evidence_min_terms:
+            return False
         joined = story.evidence | names
         if len(joined) > len(other.evidence):  # the smaller story's names, looked up in the bigger one's words
             return self._other_event(other.evidence, story)
@@ -636,11 +638,12 @@ class Clusterer:
         weights = self.weights(feats)
         best: tuple[float, float, int] | None = None  # (cosine over its threshold, cosine, story id)
         scored = self.story_scores(weights, feats.when)
+        named = len(feats.evidence) >= s.evidence_min_terms  # else no story is told apart by names
         for score, shared, story_id, coverage in scored:
             story = self.stories[story_id]
             threshold = self._threshold(story, coverage)
             if shared >= s.story_min_shared_terms and score >= threshold:
-                if self._tells_other_event(feats, story):
+                if named and self._tells_other_event(feats, story):
                     continue
                 if best is None or score / threshold > best[0]:
                     best = (score / threshold, score, story_id)
