@@ -94,6 +94,8 @@ CONFIGS: dict[str, tuple[dict, frozenset]] = {
     "title_weight=1": ({"title_weight": 1.0}, frozenset()),
     "lead_words=30": ({"lead_words": 30}, frozenset()),
     "lead_words=120": ({"lead_words": 120}, frozenset()),
+    "no-event-evidence": ({"evidence_min_terms": 10**6}, frozenset()),
+    "no-time-decay": ({"time_half_life": timedelta(0)}, frozenset()),
 }
 
 
