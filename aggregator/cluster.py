@@ -23,7 +23,7 @@ import gc
 import heapq
 import math
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from .lsh import MinHashIndex
-from .text import content_hash, shingle_hashes, terms, words
+from .text import content_hash, evidence, headline_names, shingle_hashes, terms, words
 
 if TYPE_CHECKING:
     from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
@@ -111,8 +111,25 @@ class ClusterSettings:
     # but with 100,000 articles indexed it cuts the full texts clustered a second from 589 to 220-430 (bigger
     # centroids to compare): the speed goal (500/s) keeps 60.
     lead_words: int = 60
+    # Event evidence: the names and figures of an article's lead (text.evidence). Two events of one kind (two
+    # earthquakes, two arrests) share the words of their kind, and the lexical cosine alone joins them. When an
+    # article and a story both name at least evidence_min_terms names and figures, and less than
+    # evidence_min_share of the article's (by IDF weight) are words of the story (its headlines and leads), they
+    # tell different events and the article does not join (nor do two such stories converge), unless every
+    # name and figure of its headline is a word of the story: its body then tells another part of the same event
+    # (without this, one event told from different parts of its text, synd-parts, drops from 0.987 to 0.963).
+    # Measured by scripts/eval_variants.py: twin events 0.862 -> 0.889, every other set unchanged. Headline-only
+    # articles carry no evidence (a headline capitalises every word), so headline streams are unaffected.
+    evidence_min_terms: int = 3
+    evidence_min_share: float = 0.1
     title_weight: float = 2.0
     window: timedelta = timedelta(days=3)
+    # News about one event clusters in time: when articles carry real times, a cosine with a story (and between
+    # two converging stories) is halved for every time_half_life between the article and the story's span (zero:
+    # off). Untimed streams are unaffected. A day, measured by scripts/eval_variants.py: googlenews-t with fake
+    # times 0.870 -> 0.890 (two other ways of faking them: +0.024, and 0.8942 for 12 h, 0.8906 for 48 h),
+    # syndication-dev with its times 0.994 -> 1.0.
+    time_half_life: timedelta = timedelta(days=1)
     # Candidate retrieval stays bounded however many stories are open: each term's posting is scanned from the
     # most recently updated story back, at most max_posting entries, and at most max_candidates stories are scored.
     # A story is found through its distinctive words, whose postings are short; an everyday word's posting holds
@@ -148,6 +165,7 @@ class Features:
     terms: Counter  # term -> weighted count (title counted title_weight times)
     minhash: MinHash | None
     shingle_count: int
+    evidence: frozenset[str] = frozenset()  # names and figures of the lead (text.evidence): empty for a headline
     # (engine arrival clock, weights): the TF-IDF weights as of that clock, reused while nothing was added
     cached_weights: tuple[int, dict[str, float]] | None = field(default=None, repr=False, compare=False)
 
@@ -199,6 +217,9 @@ class _Story:
     # centroid, so a long-running story's vector stays the size of its open coverage. None: not counted yet
     # (a restart leaves it to the first time it is needed, see Clusterer._term_counts)
     counts: Counter | None = field(default_factory=Counter)
+    # the names and figures its articles name (text.evidence). Not stored (recomputing it needs every text): a
+    # story read back at a restart starts empty, and keeps no article out until new articles name enough
+    evidence: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -220,6 +241,7 @@ _SIGNAL_TEXT = {
     "term-cosine": ("title and lead similarity, quiet story", "ratio"),
     "term-cosine-active-story": ("title and lead similarity, active story", "ratio"),
     "shared-terms": ("content words in common", "words"),
+    "shared-evidence": ("names and figures of A in B", "names"),
     "hours-apart": ("time apart", "hours"),
 }
 
@@ -230,6 +252,7 @@ class Signal:
     score: float
     threshold: float | None
     decided: bool
+    detail: str = ""  # what the score counts, in words ("haiti, 7.1")
 
     @property
     def label(self) -> str:
@@ -252,12 +275,15 @@ class Signal:
             return f"{value:.1f} h"
         if kind == "skipped":
             return "-"
+        if kind == "names":
+            return f"{value * 100:.0f} %"
         return f"{value:.2f}"
 
     @property
     def value_text(self) -> str:
-        """The score with its unit: "0.42", "64 %", "5 words", "5.2 h", "yes"."""
-        return self._format(self.score)
+        """The score with its unit: "0.42", "64 %", "5 words", "5.2 h", "yes"; then its detail, if any."""
+        text = self._format(self.score)
+        return f"{text} ({self.detail})" if self.detail else text
 
     @property
     def threshold_text(self) -> str:
@@ -273,13 +299,15 @@ class Signal:
     @property
     def verdict(self) -> str:
         if self.threshold is None:
-            return "not run: too little text" if self._kind == "skipped" else "-"
+            return {"skipped": "not run: too little text", "names": "not run: too few names"}.get(self._kind, "-")
         return "met" if self.decided else "missed"
 
     def describe(self) -> str:
         """One line: "time apart: 5.2 h (met: at most 72 h)"."""
         if self.threshold is None:
-            return f"{self.label}: {self.verdict}" if self._kind == "skipped" else f"{self.label}: {self.value_text}"
+            if self._kind in ("skipped", "names"):
+                return f"{self.label}: {self.verdict}"
+            return f"{self.label}: {self.value_text}"
         return f"{self.label}: {self.value_text} ({self.verdict} threshold: {self.threshold_text})"
 
 
@@ -293,6 +321,12 @@ def _dot(a: dict[str, float], b: dict[str, float]) -> float:
 
 def _norm(vector: dict[str, float]) -> float:
     return math.hypot(*vector.values()) or 1.0
+
+
+def _lead(text: str, count: int) -> str:
+    """The first ``count`` words of ``text`` as written (its line breaks kept)."""
+    parts = text.split(None, count)
+    return text[: len(text) - len(parts[-1])] if len(parts) > count else text
 
 
 def _heaviest(vector: dict[str, float], count: int) -> list[str]:
@@ -344,6 +378,7 @@ class Clusterer:
             terms=self._terms(title, body_words),
             minhash=minhash,
             shingle_count=len(hashes),
+            evidence=evidence(_lead(text, s.lead_words)) if body_words else frozenset(),
         )
 
     def _terms(self, title: str, body_words: list[str]) -> Counter:
@@ -455,6 +490,7 @@ class Clusterer:
             if budget <= 0:
                 break
         scored = []
+        decay = self._decay_of(when)
         for story_id in heapq.nlargest(s.max_candidates, partial, key=partial.__getitem__):
             story = self.stories[story_id]
             if not self._in_window(story, when):
@@ -466,9 +502,25 @@ class Clusterer:
                 weight = weights[term]
                 dot += weight * vector[term]
                 covered += weight
-            scored.append((dot / (norm * story.norm), len(shared), story_id, covered / total))
+            cosine = dot / (norm * story.norm)
+            if decay is not None:
+                cosine *= decay(story.first, story.last)
+            scored.append((cosine, len(shared), story_id, covered / total))
         scored.sort(reverse=True)
         return scored
+
+    def _decay_of(self, when: datetime):
+        """The factor a cosine with a story spanning (first, last) takes for ``when``'s time apart from it (see
+        settings); None when time says nothing (untimed stream, or the rule off)."""
+        half_life = self.settings.time_half_life.total_seconds()
+        if half_life <= 0 or not self.timed():
+            return None
+
+        def decay(first: datetime, last: datetime) -> float:
+            gap = (first - when).total_seconds() if when < first else max(0.0, (when - last).total_seconds())
+            return 0.5 ** (gap / half_life)
+
+        return decay
 
     def _threshold(self, story: _Story, coverage: float) -> float:
         s = self.settings
@@ -476,7 +528,37 @@ class Clusterer:
             return s.active_story_threshold
         return s.story_threshold
 
-    def _converging(self, story_id: int, weights: dict[str, float], when: datetime) -> tuple[float, int] | None:
+    def _evidence_share(self, names: Iterable[str], other: dict) -> float:
+        """The share of ``names``' IDF weight found among ``other``'s words."""
+        total = shared = 0.0
+        for name in names:
+            weight = self._idf(name)
+            total += weight
+            if name in other:
+                shared += weight
+        return shared / total if total else 1.0
+
+    def _other_event(self, names: Collection[str], story: _Story) -> bool:
+        """Whether an article (or story) naming ``names`` tells another event than ``story``: both name enough
+        names and figures, and next to none of the article's are words of the story (its titles and leads)."""
+        s = self.settings
+        if len(story.evidence) < s.evidence_min_terms or len(names) < s.evidence_min_terms:
+            return False
+        return self._evidence_share(names, story.vector) < s.evidence_min_share
+
+    def _tells_other_event(self, feats: Features, story: _Story) -> bool:
+        """Whether the article tells another event than ``story`` by its names and figures (see settings), while
+        its headline is not the story's own (a headline whose names the story all uses is the same event told
+        from another angle, whatever names its body brings)."""
+        return self._other_event(feats.evidence, story) and not self._own_headline(feats.title, story.vector)
+
+    @staticmethod
+    def _own_headline(title: str, words: dict) -> bool:
+        """Whether ``words`` (a story's, an article's) hold every name and figure of the headline."""
+        return all(name in words for name in headline_names(title))
+
+    def _converging(self, story_id: int, weights: dict[str, float], when: datetime,
+                    names: frozenset[str] = frozenset()) -> tuple[float, int] | None:
         """The open story whose centroid comes closest to ``story_id``'s once the article joined it, if close enough.
 
         Stories told twice (the first reports worded unlike the later ones) meet once enough articles fill
@@ -498,21 +580,38 @@ class Clusterer:
                 if other != story_id:
                     found[other] += 1
         best: tuple[float, int] | None = None
+        timed = self._decay_of(when) is not None
+        first, last = min(story.first, when), max(story.last, when)
         for other_id, _ in found.most_common(s.merge_candidates):
             other = self.stories[other_id]
             if not self._in_window(other, when):
                 continue
             dot = _dot(vector, other.vector) + _dot(weights, other.vector)
             cosine = dot / (norm * other.norm)
+            if timed:  # two stories' spans: apart by the gap between them, if any
+                cosine *= 0.5 ** (max(0.0, (other.first - last).total_seconds(), (first - other.last).total_seconds())
+                                  / s.time_half_life.total_seconds())
             small, big = sorted((story.articles + 1, other.articles))
             bar = s.merge_threshold
             if small <= s.fragment_articles and big >= s.fragment_host and self._active(other):
                 bar = s.fragment_merge_threshold
             if cosine >= bar and (best is None or cosine > best[0]):
+                if self._stories_apart(story, names, other):
+                    continue
                 best = (cosine, other_id)
         return best
 
-    def _nearest_member(self, weights: dict[str, float], scored) -> tuple[float, float, int] | None:
+    def _stories_apart(self, story: _Story, names: frozenset[str], other: _Story) -> bool:
+        """Whether two stories (the first with an article naming ``names`` joining it) tell different events."""
+        if len(other.evidence) < self.settings.evidence_min_terms:
+            return False
+        joined = story.evidence | names
+        if len(joined) > len(other.evidence):  # the smaller story's names, looked up in the bigger one's words
+            return self._other_event(other.evidence, story)
+        return self._other_event(joined, other)
+
+    def _nearest_member(self, weights: dict[str, float], scored,
+                        feats: Features | None = None) -> tuple[float, float, int] | None:
         """The active candidate story with a recent article closest to this one, when close enough (see settings).
 
         Members are compared through their terms weighted by the current IDF (their stored term list).
@@ -522,7 +621,7 @@ class Clusterer:
         best = None
         for _score, _shared, story_id, _coverage in scored[: s.member_stories]:
             story = self.stories[story_id]
-            if not self._active(story):
+            if not self._active(story) or (feats is not None and self._tells_other_event(feats, story)):
                 continue
             for article_id in story.members[-s.member_recent:]:
                 article = self.articles.get(article_id)
@@ -550,17 +649,21 @@ class Clusterer:
         weights = self.weights(feats)
         best: tuple[float, float, int] | None = None  # (cosine over its threshold, cosine, story id)
         scored = self.story_scores(weights, feats.when)
+        named = len(feats.evidence) >= s.evidence_min_terms  # else no story is told apart by names
         for score, shared, story_id, coverage in scored:
-            threshold = self._threshold(self.stories[story_id], coverage)
+            story = self.stories[story_id]
+            threshold = self._threshold(story, coverage)
             if shared >= s.story_min_shared_terms and score >= threshold:
+                if named and self._tells_other_event(feats, story):
+                    continue
                 if best is None or score / threshold > best[0]:
                     best = (score / threshold, score, story_id)
         if best is None and s.member_threshold:
-            best = self._nearest_member(weights, scored)
+            best = self._nearest_member(weights, scored, feats)
         if best is not None:
             _, score, story_id = best
             decision.story_id, decision.story_signal, decision.story_score = story_id, SIGNAL_STORY, round(score, 4)
-            converging = self._converging(story_id, weights, feats.when)
+            converging = self._converging(story_id, weights, feats.when, feats.evidence)
             if converging is not None:
                 decision.merge_story_ids = [converging[1]]
         return decision
@@ -577,6 +680,7 @@ class Clusterer:
             self.index.insert(article_id, feats.signature)
         self._add_to_story(story_id, weights, feats.when)
         self._add_member(story_id, article_id)
+        self.stories[story_id].evidence.update(feats.evidence)
 
     def load(self, stored: Iterable[StoredArticle]) -> int:
         """Index stored articles, given in arrival order, at once; returns how many were new.
@@ -718,6 +822,7 @@ class Clusterer:
             target.members.extend(source.members)
             if target.counts is not None:  # else it is counted from all its members, these included, when needed
                 target.counts.update(self._term_counts(source))
+            target.evidence |= source.evidence
         for article_id in source.members:
             article = self.articles.get(article_id)
             if article is not None:
@@ -781,6 +886,18 @@ class Clusterer:
 
     # ---- explanation ----------------------------------------------------------------------------------------
 
+    def _evidence_signal(self, a: Features, b: Features, wb: dict[str, float]) -> Signal:
+        """How much of A's names and figures B's headline and lead use too, as when A meets B's story."""
+        s = self.settings
+        if min(len(a.evidence), len(b.evidence)) < s.evidence_min_terms:
+            return Signal("shared-evidence", 0.0, None, False)
+        shared = sorted(a.evidence & wb.keys(), key=self._idf, reverse=True)
+        detail = ", ".join(shared[:6]) + (", ..." if len(shared) > 6 else "") if shared else "none"
+        share = self._evidence_share(a.evidence, wb)
+        same_headline = self._own_headline(a.title, wb)
+        return Signal("shared-evidence", share, s.evidence_min_share, share >= s.evidence_min_share or same_headline,
+                      detail)
+
     def compare(self, a: Features, b: Features) -> list[Signal]:
         """Each signal between two articles, with its score and the threshold it met or missed."""
         s = self.settings
@@ -801,6 +918,7 @@ class Clusterer:
                               cosine >= s.active_story_threshold))
         signals.append(Signal("shared-terms", float(len(shared)), float(s.story_min_shared_terms),
                               len(shared) >= s.story_min_shared_terms))
+        signals.append(self._evidence_signal(a, b, wb))
         gap = abs((a.when - b.when).total_seconds()) / 3600
         window = s.window.total_seconds() / 3600
         signals.append(Signal("hours-apart", gap, window, gap <= window))

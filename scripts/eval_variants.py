@@ -13,13 +13,18 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
 - gn-time: fake times: each story starts at a random moment of a month, its articles follow within hours
   (exponential, mean four hours), the stream is in time order and carries the times;
 - gn-burst: that same order without the times (the engine must judge recency by arrival);
+- gn-slow: other fake times (another seed, a week, articles following within a day: mean twelve hours), so
+  that a rule about time is not fitted to one way of faking them;
 - synd: syndication-dev as published (full texts with real-looking times over two days);
 - synd-untimed: its rows shuffled, without times;
 - samekind: the syndication-dev stories that share a subject with another one (markets, crime, football,
   holidays, celebrities, Ebola, politics, year-in-review pieces, the AirAsia crash as one story), without
   times, each subject's articles arriving together: different events of one kind, told in full texts;
 - twins: harder: two events of one kind from each long syndication-dev article (its halves, the second with
-  other names and figures; see ``twins``), each told by several outlets, untimed.
+  other names and figures; see ``twins``), each told by several outlets, untimed;
+- synd-titles: its headlines alone (raw, as outlets write them), shuffled, untimed;
+- synd-parts: the other way round: each syndication-dev story's articles tell one event from different parts of
+  the text (disjoint, interleaved paragraphs, the headline kept), shuffled, untimed: what must not split.
 
 Configurations are the defaults plus one change each (``CONFIGS``); ``--set`` adds one of your own. The table
 gives BCubed F1 (with --recall, also BCubed precision/recall) for each set, then the mean and the worst change
@@ -89,6 +94,8 @@ CONFIGS: dict[str, tuple[dict, frozenset]] = {
     "title_weight=1": ({"title_weight": 1.0}, frozenset()),
     "lead_words=30": ({"lead_words": 30}, frozenset()),
     "lead_words=120": ({"lead_words": 120}, frozenset()),
+    "no-event-evidence": ({"evidence_min_terms": 10**6}, frozenset()),
+    "no-time-decay": ({"time_half_life": timedelta(0)}, frozenset()),
 }
 
 
@@ -206,6 +213,21 @@ def twins(rows: list[dict], seed: int = 1, min_words: int = 300) -> list[dict]:
     return out
 
 
+def parts(rows: list[dict], seed: int = 1) -> list[dict]:
+    """Each story's articles with disjoint parts of the original's paragraphs (the k-th of n articles gets every
+    n-th paragraph from the k-th on), untimed, shuffled: one event in other words and other details."""
+    by_story: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_story[row["story"]].append(row)
+    out = []
+    for members in by_story.values():
+        pars = _paragraphs(members[0]["text"] or "")
+        for k, row in enumerate(members):
+            text = "\n\n".join(pars[k :: len(members)]) or (row["text"] or "")
+            out.append({**row, "text": text, "published": None})
+    return shuffled(out, seed)
+
+
 def load(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
@@ -221,12 +243,15 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["gn-rev"] = gn[::-1]
         sets["gn-time"] = fake_times(gn)
         sets["gn-burst"] = untimed(sets["gn-time"])
+        sets["gn-slow"] = fake_times(gn, seed=2, days=7, mean_hours=12.0)
     if (bench / FULL_TEXTS).exists():
         synd = load(bench / FULL_TEXTS)
         sets["synd"] = synd
         sets["synd-untimed"] = untimed(shuffled(synd, 1))
         sets["samekind"] = same_kind(synd)
         sets["twins"] = twins(synd)
+        sets["synd-parts"] = parts(synd)
+        sets["synd-titles"] = [{**row, "text": None} for row in sets["synd-untimed"]]
     return sets
 
 
@@ -268,6 +293,8 @@ def evaluate(rows: list[dict], overrides: dict, off: frozenset) -> dict[str, flo
 
 def parse_override(text: str) -> dict:
     key, _, value = text.partition("=")
+    if value.endswith("h"):  # a time setting, in hours
+        return {key: timedelta(hours=float(value[:-1]))}
     return {key: float(value) if "." in value else int(value)}
 
 

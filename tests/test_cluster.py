@@ -343,3 +343,135 @@ def test_a_loaded_engine_forgets_and_merges_like_one_built_article_by_article():
         assert loaded._term_counts(again) == story.counts
         assert set(again.vector) == set(story.vector)
     assert loaded.df == built.df and set(loaded.postings) == set(built.postings)
+
+
+# Two earthquakes: full texts that share the words of their kind, and none of their names or figures.
+HAITI = [
+    ("Earthquake devastates Haiti",
+     "A powerful earthquake struck near Port-au-Prince late on the afternoon, flattening homes, schools and the "
+     "main hospital. President Rene Preval said at least 230 people were killed and appealed for international "
+     "help as rescue teams dug through the rubble."),
+    ("Haiti quake: rescuers search rubble",
+     "Rescue teams from the Red Cross searched collapsed schools and homes through the night after the earthquake "
+     "near Port-au-Prince, as aftershocks shook the region. Preval said the toll of 230 killed would rise."),
+    ("Haiti earthquake survivors sleep in the streets",
+     "Survivors of the earthquake that flattened much of Port-au-Prince slept in the streets, afraid of "
+     "aftershocks. The Red Cross said hospitals were overwhelmed and Preval asked for international help."),
+]
+CHILE = [
+    ("Earthquake devastates Chile",
+     "A powerful earthquake struck near Concepcion early in the morning, flattening homes, schools and a "
+     "hospital. President Michelle Bachelet said at least 520 people were killed and appealed for calm as "
+     "rescue teams dug through the rubble."),
+    ("Chile quake: rescuers search rubble",
+     "Rescue teams from the Chilean Navy searched collapsed homes and schools through the night after the "
+     "earthquake near Concepcion, as aftershocks shook the region. Bachelet said the toll of 520 killed would rise."),
+    ("Chile earthquake survivors sleep in the streets",
+     "Survivors of the earthquake that flattened much of Concepcion slept in the streets, afraid of aftershocks. "
+     "The Chilean Navy said hospitals were overwhelmed and Bachelet asked Santiago for more help."),
+]
+NO_EVIDENCE = ClusterSettings(evidence_min_terms=10**6)  # the rule switched off
+
+
+def _quakes(settings: ClusterSettings | None = None) -> tuple[Stream, list[int], list[int]]:
+    stream = Stream(settings)
+    for title in FILLER:
+        stream.push(title)
+    haiti = [stream.push(title, text)[0] for title, text in HAITI]
+    chile = [stream.push(title, text)[0] for title, text in CHILE]
+    return stream, haiti, chile
+
+
+def test_two_quakes_naming_different_places_stay_apart():
+    stream, haiti, chile = _quakes()
+    assert len({stream.story_of[i] for i in haiti}) == 1  # one event in other words, the same names: one story
+    assert len({stream.story_of[i] for i in chile}) == 1
+    assert stream.story_of[haiti[0]] != stream.story_of[chile[0]]
+    # the lexical similarity alone (the rule off) joins them: they share every word of their kind
+    stream, haiti, chile = _quakes(NO_EVIDENCE)
+    assert stream.story_of[haiti[0]] == stream.story_of[chile[0]]
+
+
+def test_a_headline_the_story_already_uses_joins_whatever_names_its_body_gives():
+    # another part of the same report: the same headline, a body naming other people
+    text = ("Doctors Without Borders flew 40 surgeons from Miami to help survivors of the earthquake, as hospitals "
+            "were overwhelmed and rescue teams searched collapsed homes through the night while aftershocks shook "
+            "the region.")
+    stream, haiti, _ = _quakes()
+    _, decision = stream.push(HAITI[2][0], text)
+    assert decision.story_id == stream.story_of[haiti[0]]
+    # a headline naming a place the story does not name is another event's
+    stream, haiti, _ = _quakes()
+    _, decision = stream.push(HAITI[2][0] + " of Jacmel", text)
+    assert decision.story_id != stream.story_of[haiti[0]]
+    stream, haiti, _ = _quakes(NO_EVIDENCE)
+    _, decision = stream.push(HAITI[2][0] + " of Jacmel", text)
+    assert decision.story_id == stream.story_of[haiti[0]]
+
+
+def test_two_stories_of_quakes_naming_different_places_do_not_converge():
+    def bridged(settings: ClusterSettings | None = None) -> list[int]:
+        engine = Clusterer(settings)
+        for n, title in enumerate(FILLER):
+            engine.add(n, engine.features(title, "", T0), n)
+        for n, (title, text) in enumerate(HAITI):
+            engine.add(100 + n, engine.features(title, text, T0), 100)
+        for n, (title, text) in enumerate(CHILE[:2]):
+            engine.add(200 + n, engine.features(title, text, T0), 200)
+        title, text = CHILE[2]
+        decision = engine.decide(engine.features(title, text, T0))
+        return [decision.story_id, *decision.merge_story_ids]
+
+    assert bridged() == [200]
+    assert sorted(bridged(NO_EVIDENCE)) == [100, 200]
+
+
+def test_a_story_read_back_at_a_restart_keeps_no_article_out_until_new_articles_name_enough():
+    built = Clusterer()
+    stored = []
+    for n, (title, text) in enumerate(HAITI[:2]):
+        feats = built.features(title, text, T0)
+        weights = dict(built.weights(feats))
+        built.add(n, feats, 1, weights)
+        stored.append(StoredArticle(n, 1, T0, feats.content_hash, list(weights), list(weights.values()),
+                                    feats.signature_bytes(), feats.shingle_count))
+    loaded = Clusterer()
+    loaded.load(stored)
+    assert loaded.stories[1].evidence == set()  # not stored
+    assert built._tells_other_event(built.features(*CHILE[0], T0), built.stories[1])
+    assert not loaded._tells_other_event(loaded.features(*CHILE[0], T0), loaded.stories[1])
+    loaded.add(2, loaded.features(*HAITI[2], T0), 1)  # a new article names the story's event again
+    assert loaded._tells_other_event(loaded.features(*CHILE[0], T0), loaded.stories[1])
+
+
+def test_compare_shows_the_names_and_figures_two_reports_share():
+    engine = Clusterer()
+    for n, (title, text) in enumerate(HAITI + CHILE):
+        engine.add(n, engine.features(title, text, T0), n)
+    same = {s.name: s for s in engine.compare(engine.features(*HAITI[0], T0), engine.features(*HAITI[1], T0))}
+    assert same["shared-evidence"].decided
+    assert "preval" in same["shared-evidence"].value_text and "230" in same["shared-evidence"].value_text
+    other = {s.name: s for s in engine.compare(engine.features(*HAITI[0], T0), engine.features(*CHILE[0], T0))}
+    assert not other["shared-evidence"].decided
+    assert other["shared-evidence"].describe().startswith("names and figures of A in B: 0 % (none) (missed")
+    headlines = {s.name: s for s in engine.compare(engine.features(QUAKE[0], "", T0),
+                                                   engine.features(QUAKE[1], "", T0))}
+    assert headlines["shared-evidence"].verdict == "not run: too few names"
+
+
+def test_similarity_decays_with_time_apart_when_articles_carry_times():
+    def joined(settings: ClusterSettings | None = None, hours: float = 50.0, timed: bool = True) -> bool:
+        stream = Stream(settings)
+        gap = timedelta(hours=hours) if timed else timedelta(0)
+        for n, title in enumerate(FILLER):  # a timed stream: its arrivals spread over more than a minute
+            stream.push(title, when=T0 + (timedelta(minutes=n) if timed else timedelta(0)))
+        first, _ = stream.push(STORM_B[0], when=T0 + timedelta(minutes=10) if timed else T0)
+        stream.push("Quiz night raises funds for the village hall", when=T0 + gap)  # the news moved on
+        # the same words two days later: a storm of the same name, another season
+        _, decision = stream.push("Tropical storm Helene floods roads in Florida", when=T0 + gap)
+        return decision.story_id == stream.story_of[first]
+
+    assert joined(hours=1)  # within the news cycle
+    assert not joined(hours=50)  # two days apart, the cosine is a quarter: another event
+    assert joined(ClusterSettings(time_half_life=timedelta(0)))  # the rule off, the words alone join
+    assert joined(timed=False)  # without times nothing decays
