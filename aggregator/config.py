@@ -135,10 +135,7 @@ class FeedConfig(BaseModel):
     def _interval(cls, value: Any) -> float | None:
         if value is None:
             return None
-        seconds = parse_duration(value)
-        if not math.isfinite(seconds) or seconds < 60:
-            raise ValueError("interval must be at least 1m")
-        return seconds
+        return _at_least(parse_duration(value), 60, "1m")
 
     @field_validator("tags", mode="before")
     @classmethod
