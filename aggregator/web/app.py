@@ -355,8 +355,8 @@ def create_app(agg: Aggregator) -> FastAPI:
         newer = next((d for d in reversed(days) if d > when), None)
         return page(
             "digest.html", section="digest", title=f"Digest — {when.strftime('%A %d %B %Y')}", digest=digest,
-            prev_url=f"/digest/{newer.isoformat()}" if newer else None, prev_label=f"{newer}" if newer else "",
-            next_url=f"/digest/{older.isoformat()}" if older else None, next_label=f"{older}" if older else "",
+            prev_url=f"/digest/{newer.isoformat()}" if newer else None, prev_label=f"newer: {newer}" if newer else "",
+            next_url=f"/digest/{older.isoformat()}" if older else None, next_label=f"older: {older}" if older else "",
         )
 
     @app.get("/feeds", response_class=HTMLResponse, include_in_schema=False)
