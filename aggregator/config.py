@@ -181,7 +181,7 @@ class EmailSettings(BaseModel):
     @field_validator("to", mode="before")
     @classmethod
     def _recipients(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+        return _string_list(value)
 
 
 class Settings(BaseModel):

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # annotations only: the CLI's text helpers here do not need t
 FORMATS = ("text", "markdown", "html", "json")
 
 TEXT_WIDTH = 78
-_MAX_COPY_DEPTH = 8
+MAX_COPY_DEPTH = 8
 
 # ANSI / VT100 escape sequences: CSI (ESC [ or the 8-bit 0x9b), OSC (ESC ] ... BEL or ST),
 # DCS/SOS/PM/APC strings, and the remaining two-character ESC sequences.
@@ -111,13 +111,13 @@ def _story_count(digest: Digest) -> str:
     return "1 story" if len(digest.stories) == 1 else f"{len(digest.stories)} stories"
 
 
-def _copies(source: StorySource, depth: int = 0) -> Iterator[StorySource]:
+def all_copies(source: StorySource, depth: int = 0) -> Iterator[StorySource]:
     """Every copy folded under ``source``, copies of copies included."""
-    if depth >= _MAX_COPY_DEPTH:
+    if depth >= MAX_COPY_DEPTH:
         return
     for copy in source.copies:
         yield copy
-        yield from _copies(copy, depth + 1)
+        yield from all_copies(copy, depth + 1)
 
 
 def _headline(story: StoryEntry) -> str:
@@ -197,7 +197,7 @@ def _render_text(digest: Digest) -> str:
             link = safe_url(source.url)
             if link:
                 lines.append(pad + "  " + link)
-            copies = list(_copies(source))
+            copies = list(all_copies(source))
             if copies:
                 carried = ", ".join(_outlet(c) + (f" <{safe_url(c.url)}>" if safe_url(c.url) else "") for c in copies)
                 lines += _wrap(f"also carried by: {carried}", pad + "  ", pad + "    ")
@@ -253,7 +253,7 @@ def _render_markdown(digest: Digest) -> str:
             else:
                 item = _md_link(outlet, source.url)
             out.append(f"- {item} \u00b7 {format_time(source.published, tz)}")
-            copies = list(_copies(source))
+            copies = list(all_copies(source))
             if copies:
                 carried = ", ".join(_md_link(md_escape(_outlet(c)), c.url) for c in copies)
                 out.append(f"  - also carried by: {carried}")
@@ -339,7 +339,7 @@ def _render_html(digest: Digest) -> str:
                 else:
                     item = _html_link(outlet, source.url)
                 item += f" \u00b7 {_html_time(source.published, tz)}"
-                copies = list(_copies(source))
+                copies = list(all_copies(source))
                 if copies:
                     carried = ", ".join(_html_link(_e(_outlet(c)), c.url) for c in copies)
                     item += f'<span class="copies">also carried by: {carried}</span>'
@@ -367,7 +367,7 @@ def _render_html(digest: Digest) -> str:
 
 
 def _source_dict(source: StorySource, depth: int = 0) -> dict:
-    copies = source.copies if depth < _MAX_COPY_DEPTH else []
+    copies = source.copies if depth < MAX_COPY_DEPTH else []
     return {
         "article_id": source.article_id,
         "source": clean_text(source.source),

@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 
 from .cluster import Clusterer, ClusterSettings, Decision, Features, StoredArticle
 from .models import Article, Story, utcnow
+from .store import sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Ingestor:
         self.loaded = 0
         self.last_article_id = 0  # the newest article the engine has seen stored (a snapshot's check)
         self._stories: dict[int, _StoryState] = {}  # the story rows this process wrote, as it left them
+        self._prune_at = MAX_KEPT_STORIES
         self.cluster_seconds = 0.0  # time spent in the engine itself, for replay's speed figure
 
     # ---- start-up ---------------------------------------------------------------------------------------
@@ -334,8 +336,10 @@ class Ingestor:
         state = self._stories.get(story_id)
         if state is not None:
             return state
-        if len(self._stories) > MAX_KEPT_STORIES:  # forget what left the engine's window
+        if len(self._stories) > self._prune_at:  # forget what left the engine's window
             self._stories = {sid: s for sid, s in self._stories.items() if sid in self.clusterer.stories or s.dirty}
+            # a window holding more open stories than the limit must not rebuild this dict at every miss
+            self._prune_at = max(MAX_KEPT_STORIES, 2 * len(self._stories))
         row = connection.execute(_STORY_ROW, {"sid": story_id}).one()
         title, rep_id, first, last, articles, sources, rep_source, published, fetched, length = row
         rep_rank = None
@@ -462,11 +466,8 @@ SNAPSHOT_SUFFIX = ".engine"
 
 def snapshot_path(engine: Engine) -> Path | None:
     """Where the engine's snapshot of a SQLite database is kept: beside it (None for other databases)."""
-    url = engine.url
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    database = Path(url.database)
-    return database.with_name(database.name + SNAPSHOT_SUFFIX)
+    database = sqlite_path(engine.url)
+    return database.with_name(database.name + SNAPSHOT_SUFFIX) if database else None
 
 
 @cache

@@ -12,14 +12,14 @@ import logging
 import sqlite3
 import unicodedata
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DateTime, bindparam, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from .models import Story
-from .query import StoryEntry, _entries
+from .query import StoryEntry, _entries, _naive_utc
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -449,7 +449,3 @@ def segments(marked: str) -> list[tuple[str, bool]]:
             current.append(char)
     flush()
     return result
-
-
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value

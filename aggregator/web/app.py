@@ -23,10 +23,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import query
 from ..api import Aggregator
 from ..config import parse_duration
-from ..digest import clean_text, iso_time
+from ..digest import all_copies, clean_text, iso_time
 from . import feeds as feeds_out
 from . import schemas
-from .render import all_copies, environment
+from .render import environment
 
 log = logging.getLogger("aggregator.web")
 

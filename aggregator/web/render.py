@@ -4,40 +4,14 @@ filters that clean feed text, keep only http(s) links and format times in the co
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import jinja2
 
-from ..digest import clean_text, iso_time, safe_url
-from ..query import StorySource
+from ..digest import all_copies, clean_text, format_time, iso_time, safe_url
 
 TEMPLATES = Path(__file__).parent / "templates"
-MAX_COPY_DEPTH = 8
-
-
-def local_time(value: datetime | None, tz: str = "UTC") -> str:
-    """``2026-11-24 07:58 CET`` in time zone ``tz``; naive datetimes are taken as UTC."""
-    if value is None:
-        return "unknown time"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def all_copies(source: StorySource, depth: int = 0) -> list[StorySource]:
-    """Every copy folded under ``source``, copies of copies included (bounded depth)."""
-    if depth >= MAX_COPY_DEPTH:
-        return []
-    found = []
-    for copy in source.copies:
-        found.append(copy)
-        found.extend(all_copies(copy, depth + 1))
-    return found
-
-
 def clean_segment(text: str) -> str:
     """A snippet segment cleaned like any feed text, keeping the space at either end that separates words."""
     cleaned = clean(text)
@@ -77,8 +51,8 @@ def environment(tz: str = "UTC") -> jinja2.Environment:
         clean=clean,
         href=safe_url,
         iso=iso_time,
-        when=lambda value: local_time(value, tz),
-        copies=all_copies,
+        when=lambda value: format_time(value, tz),
+        copies=lambda source: list(all_copies(source)),
         segment=clean_segment,
     )
     env.globals["timezone"] = tz

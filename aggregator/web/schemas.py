@@ -9,10 +9,8 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from ..digest import clean_text, iso_time, safe_url
+from ..digest import MAX_COPY_DEPTH, clean_text, iso_time, safe_url
 from ..query import ArticleView, FeedHealth, StoryDetail, StoryEntry, StorySource
-
-MAX_COPY_DEPTH = 8
 
 
 class Source(BaseModel):
