@@ -12,7 +12,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,24 +53,14 @@ def _not_blank(value: str) -> str:
     return value
 
 
-def _since(value: str) -> datetime:
-    """An ISO date/time, or a duration back from now such as 6h, 2d."""
-    from .config import parse_duration
+def _since(value: str) -> datetime | None:
+    """An ISO date/time, or a duration back from now such as 6h, 2d (``all``: no bound)."""
+    from .config import parse_since
 
     try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(value, "h"))
-    except OverflowError:
-        raise argparse.ArgumentTypeError(f"{value!r} reaches back before the year 1") from None
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO time or a duration like 6h or 2d, got {value!r}") from None
-    try:  # in UTC, as it is compared: 0001-01-01T00:00+05:00 is before the year 1 there
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except OverflowError:
-        raise argparse.ArgumentTypeError(f"{value!r} is out of range in UTC") from None
+        return parse_since(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(value: str) -> int:
@@ -155,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_argument("--email", action="store_true", help="mail it now as the config's email settings say")
 
     stories = command("stories", "list story clusters, ranked by distinct sources then recency")
-    stories.add_argument("--since", type=_since, help="ISO time or a duration back from now (6h, 2d)")
+    stories.add_argument("--since", type=_since, help="ISO time, a duration back from now (6h, 2d), or all")
     stories.add_argument("--min-sources", type=_count, default=1)
     stories.add_argument("--search", help='full-text search (words, "phrases", prefix*); ranks by relevance')
     stories.add_argument("--limit", type=_count, default=50)
@@ -585,9 +575,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     print(f"{'FEED':28} {'STATE':8} {'LAST FETCH':20} {'HTTP':>4} {'NEW':>4} {'ERR':>3} {'ARTICLES':>8}")
     for h in health:
         resting = h.resting_until is not None and h.resting_until > now
-        state = "paused" if h.disabled else ("resting" if resting else ("failing" if h.consecutive_errors else "ok"))
-        if h.name in configured and not configured[h.name].enabled:
-            state = "off"
+        state = h.state(enabled=h.name not in configured or configured[h.name].enabled, now=now)
         print(f"{_shorten(clean_text(h.name), 28):28} {state:8} {_time(h.last_fetched, tz):20} "
               f"{h.last_status or '-':>4} {h.new_entries:>4} {h.consecutive_errors:>3} {h.articles:>8}")
         if h.disabled:

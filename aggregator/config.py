@@ -10,6 +10,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -42,6 +43,29 @@ def parse_duration(value: Any, default_unit: str = "m") -> float:
     if not match:
         raise ValueError(f"expected a duration such as 15m, 2h or 3d, got {value!r}")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or default_unit]
+
+
+def parse_since(value: str) -> datetime | None:
+    """The moment ``value`` names, in UTC: a duration back from now (``6h``, ``2d``) or an ISO 8601 time;
+    ``all`` (or empty) is no bound, and so is a duration past ten years. Raises ValueError saying what was
+    expected."""
+    value = value.strip()
+    if value in ("", "all"):
+        return None
+    try:
+        seconds = parse_duration(value, "h")
+    except ValueError:
+        pass
+    else:
+        return None if seconds > 3650 * 86400 else datetime.now(UTC) - timedelta(seconds=seconds)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"expected a duration such as 6h or 2d, an ISO time, or 'all'; got {value[:40]!r}") from None
+    try:  # in UTC, as it is compared: 0001-01-01T00:00+05:00 is before the year 1 there
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError(f"{value[:40]!r} is out of range in UTC") from None
 
 
 def _network(value: Any) -> str:

@@ -134,8 +134,14 @@ def _distinct_title(source: StorySource, headline: str) -> str:
     return "" if title.casefold() == headline.casefold() else title
 
 
-def _title(digest: Digest) -> str:
-    return f"News digest \u2014 {digest.day.isoformat()}"
+def digest_title(digest: Digest, with_count: bool = False) -> str:
+    """The digest's title (``News digest — 2026-11-30``), with its number of stories for a mail subject or a
+    feed entry."""
+    title = f"News digest \u2014 {digest.day.isoformat()}"
+    if with_count:
+        count = len(digest.stories)
+        title += f" ({count} stor{'y' if count == 1 else 'ies'})"
+    return title
 
 
 def _empty(digest: Digest) -> str:
@@ -164,7 +170,7 @@ def _wrap(text: str, indent: str, subsequent: str | None = None) -> list[str]:
 
 
 def _render_text(digest: Digest) -> str:
-    title = _title(digest)
+    title = digest_title(digest)
     lines = [title, "=" * len(title)]
     if not digest.stories:
         lines += ["", _empty(digest)]
@@ -227,7 +233,7 @@ def _md_link(label: str, url: object) -> str:
 
 
 def _render_markdown(digest: Digest) -> str:
-    out = [f"# {_title(digest)}", ""]
+    out = [f"# {digest_title(digest)}", ""]
     if not digest.stories:
         out += [_empty(digest)]
         return "\n".join(out) + "\n"
@@ -309,7 +315,7 @@ def _html_time(value: datetime | None, tz: str) -> str:
 
 
 def _render_html(digest: Digest) -> str:
-    title = _e(_title(digest))
+    title = _e(digest_title(digest))
     tz = digest.timezone
     body: list[str] = [f"<header><h1>{title}</h1>"]
     if digest.stories:

@@ -90,6 +90,18 @@ class FeedHealth:
     disabled: str | None
     articles: int
 
+    def state(self, enabled: bool = True, now: datetime | None = None) -> str:
+        """One word for the feed list: ``off`` (switched off in the config: the user's choice comes first),
+        ``paused`` (stopped after failing, until resumed), ``resting`` (backing off), ``failing`` or ``ok``."""
+        now = now or datetime.now(UTC).replace(tzinfo=None)  # stored times are naive UTC
+        if not enabled:
+            return "off"
+        if self.disabled:
+            return "paused"
+        if self.resting_until is not None and self.resting_until > now:
+            return "resting"
+        return "failing" if self.consecutive_errors else "ok"
+
 
 def _when(article: Article) -> datetime:
     return article.published_at or article.fetched_at

@@ -27,7 +27,7 @@ from .digest import render_digest
 from .fetch import Fetcher
 from .models import FetchLog, Story, utcnow
 from .pipeline import Poller, database_error
-from .query import build_digest
+from .query import Digest, build_digest
 from .store import DaemonLock, session_scope
 
 log = logging.getLogger("aggregator.daemon")
@@ -58,10 +58,11 @@ def check_digest_folder(config: Config) -> Path:
     return folder
 
 
-def write_digest(engine: Engine, config: Config, day=None) -> Path:
-    """Render the day's digest into the configured folder; returns the file written."""
+def write_digest(engine: Engine, config: Config, day=None, digest: Digest | None = None) -> Path:
+    """Render the day's digest (``digest``, when the caller built it already) into the configured folder;
+    returns the file written."""
     settings = config.settings
-    digest = build_digest(engine, day, settings.timezone)
+    digest = digest or build_digest(engine, day, settings.timezone)
     folder = digest_folder(config)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{digest.day.isoformat()}.{DIGEST_SUFFIX[settings.digest_format]}"
@@ -204,22 +205,26 @@ class Daemon:
     async def _digest_job(self) -> None:
         # At the configured hour the previous day is complete: that is the digest to read.
         day = datetime.now(ZoneInfo(self.config.settings.timezone)).date() - timedelta(days=1)
+        built = None
         try:
-            path = await asyncio.to_thread(write_digest, self.engine, self.config, day)
+            built = await asyncio.to_thread(build_digest, self.engine, day, self.config.settings.timezone)
+            path = await asyncio.to_thread(write_digest, self.engine, self.config, day, built)
             log.info("digest written to %s", path)
         except Exception as exc:
             _log_job_failure("digest", exc)
         if self.config.settings.email is not None:
-            await self._mail_digests(day)
+            await self._mail_digests(day, built)
 
-    async def _mail_digests(self, day) -> None:
-        """Mail the day's digest, and any earlier one whose sending failed; a failure waits for the next turn."""
+    async def _mail_digests(self, day, built: Digest | None = None) -> None:
+        """Mail the day's digest (``built``, when the digest job just built it), and any earlier one whose
+        sending failed; a failure waits for the next turn."""
         from .web.mail import MailError, send_digest
 
         settings = self.config.settings
         for pending in sorted(set(self._unmailed) | {day}):
             try:
-                digest = await asyncio.to_thread(build_digest, self.engine, pending, settings.timezone)
+                digest = built if built is not None and pending == day else None
+                digest = digest or await asyncio.to_thread(build_digest, self.engine, pending, settings.timezone)
                 await asyncio.to_thread(send_digest, digest, settings.email, settings.timezone)
             except MailError as exc:
                 self._unmailed.add(pending)

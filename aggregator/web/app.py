@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import query
 from ..api import Aggregator
-from ..config import parse_duration
+from ..config import parse_since as config_parse_since
 from ..digest import all_copies, clean_text, iso_time
 from . import feeds as feeds_out
 from . import schemas
@@ -75,26 +75,10 @@ class TimelineEvent:
 
 def parse_since(value: str | None, default: str | None = DEFAULT_SINCE) -> datetime | None:
     """A time from ``6h``/``2d`` (back from now) or ISO 8601; ``all`` (or empty) means no bound."""
-    value = (value if value is not None else default or "").strip()
-    if value in ("", "all"):
-        return None
     try:
-        seconds = parse_duration(value, "h")
-    except ValueError:
-        pass
-    else:
-        if seconds > 3650 * 86400:
-            return None
-        return datetime.now(UTC) - timedelta(seconds=seconds)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        message = f"since: expected a duration such as 6h or 2d, an ISO time, or 'all'; got {value[:40]!r}"
-        raise BadInput(message) from None
-    try:  # in UTC, as it is compared: 0001-01-01T00:00+05:00 is before the year 1 there
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except OverflowError:
-        raise BadInput(f"since: {value[:40]!r} is out of range in UTC") from None
+        return config_parse_since(value if value is not None else default or "")
+    except ValueError as exc:
+        raise BadInput(f"since: {exc}") from None
 
 
 def parse_day(value: str) -> date | None:
@@ -363,19 +347,7 @@ def create_app(agg: Aggregator) -> FastAPI:
     def feeds_page():
         health = agg.feeds()
         enabled = {f.name: f.enabled for f in agg.config.feeds} if agg.config else {}
-        rows = []
-        for h in health:
-            if h.disabled:
-                state = "paused"
-            elif h.name in enabled and not enabled[h.name]:
-                state = "off"
-            elif h.resting_until and h.resting_until > datetime.now(UTC).replace(tzinfo=None):
-                state = "resting"
-            elif h.consecutive_errors:
-                state = "failing"
-            else:
-                state = "ok"
-            rows.append({"health": h, "state": state})
+        rows = [{"health": h, "state": h.state(enabled=enabled.get(h.name, True))} for h in health]
         known = {h.name for h in health}
         return page("feeds.html", section="feeds", title="Feeds", rows=rows,
                     never_polled=[n for n in configured if n not in known])

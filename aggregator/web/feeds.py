@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import jinja2
 
 from ..api import Aggregator
-from ..digest import clean_text, iso_time, safe_url
+from ..digest import clean_text, digest_title, iso_time, safe_url
 from ..query import Digest, StoryEntry
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -135,8 +135,7 @@ def digest_atom(digests: list[Digest], env: jinja2.Environment, agg: Aggregator,
     for digest in digests:
         entry = _sub(feed, "entry")
         _sub(entry, "id", entry_id(agg, "digest", digest.day.isoformat()))
-        count = len(digest.stories)
-        _sub(entry, "title", f"News digest — {digest.day.isoformat()} ({count} stor{'y' if count == 1 else 'ies'})")
+        _sub(entry, "title", digest_title(digest, with_count=True))
         _sub(entry, "updated", iso_time(updated_of(digest)))
         _sub(entry, "link", rel="alternate", type="text/html", href=f"{base}/digest/{digest.day.isoformat()}")
         _sub(entry, "content", template.render(digest=digest, base=base), type="html")

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from ..config import EmailSettings
-from ..digest import render_digest
+from ..digest import digest_title, render_digest
 from ..query import Digest
 from .render import environment
 
@@ -29,8 +29,7 @@ def digest_message(digest: Digest, settings: EmailSettings, tz: str = "UTC",
                    base_url: str | None = None) -> EmailMessage:
     """The digest as a message: a plain-text part and an HTML alternative with inline styles."""
     message = EmailMessage()
-    count = len(digest.stories)
-    message["Subject"] = f"News digest — {digest.day.isoformat()} ({count} stor{'y' if count == 1 else 'ies'})"
+    message["Subject"] = digest_title(digest, with_count=True)
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.to)
     message["Date"] = formatdate(localtime=False)
