@@ -372,7 +372,8 @@ def _render_html(digest: Digest) -> str:
 # --------------------------------------------------------------------------- json
 
 
-def _source_dict(source: StorySource, depth: int = 0) -> dict:
+def source_to_dict(source: StorySource, depth: int = 0) -> dict:
+    """One source of a story as JSON-ready data, its copies nested (to MAX_COPY_DEPTH)."""
     copies = source.copies if depth < MAX_COPY_DEPTH else []
     return {
         "article_id": source.article_id,
@@ -380,7 +381,22 @@ def _source_dict(source: StorySource, depth: int = 0) -> dict:
         "title": clean_text(source.title),
         "url": safe_url(source.url),
         "published": iso_time(source.published),
-        "copies": [_source_dict(c, depth + 1) for c in copies],
+        "copies": [source_to_dict(c, depth + 1) for c in copies],
+    }
+
+
+def story_to_dict(story: StoryEntry) -> dict:
+    """One story as JSON-ready data: the shape the digest file, ``stories --format json`` and the HTTP API share."""
+    return {
+        "id": story.id,
+        "headline": clean_text(story.headline),
+        "url": safe_url(story.url),
+        "lead": clean_text(story.lead),
+        "source_count": story.source_count,
+        "article_count": story.article_count,
+        "first_seen": iso_time(story.first_seen),
+        "last_updated": iso_time(story.last_updated),
+        "sources": [source_to_dict(s) for s in story.sources],
     }
 
 
@@ -389,20 +405,7 @@ def digest_to_dict(digest: Digest) -> dict:
     return {
         "date": digest.day.isoformat(),
         "generated_at": iso_time(digest.generated_at),
-        "stories": [
-            {
-                "id": story.id,
-                "headline": clean_text(story.headline),
-                "url": safe_url(story.url),
-                "lead": clean_text(story.lead),
-                "source_count": story.source_count,
-                "article_count": story.article_count,
-                "first_seen": iso_time(story.first_seen),
-                "last_updated": iso_time(story.last_updated),
-                "sources": [_source_dict(s) for s in story.sources],
-            }
-            for story in digest.stories
-        ],
+        "stories": [story_to_dict(story) for story in digest.stories],
     }
 
 

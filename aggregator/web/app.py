@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import query
 from ..api import Aggregator
 from ..config import parse_since as config_parse_since
-from ..digest import all_copies, clean_text, iso_time
+from ..digest import all_copies, clean_text, digest_to_dict, iso_time
 from . import feeds as feeds_out
 from . import schemas
 from .render import environment
@@ -449,7 +449,7 @@ def create_app(agg: Aggregator) -> FastAPI:
         if when is None:
             raise HTTPException(404, f"no digest for {day!r}")
         digest = agg.digest(when)
-        return _json(schemas.digest_dict(digest.day, digest.generated_at, digest.stories))
+        return _json(digest_to_dict(digest))
 
     @app.get("/api/feeds", response_model=list[schemas.FeedOut], tags=["feeds"])
     def api_feeds():

@@ -5,12 +5,11 @@ The pydantic models document the shapes in ``/openapi.json``; the ``*_dict`` fun
 
 from __future__ import annotations
 
-from datetime import date
-
 from pydantic import BaseModel
 
-from ..digest import MAX_COPY_DEPTH, clean_text, iso_time, safe_url
-from ..query import ArticleView, FeedHealth, StoryDetail, StoryEntry, StorySource
+from ..digest import clean_text, iso_time, safe_url
+from ..digest import story_to_dict as story_dict
+from ..query import ArticleView, FeedHealth, StoryDetail
 
 
 class Source(BaseModel):
@@ -122,24 +121,6 @@ class Problem(BaseModel):
     detail: str
 
 
-def source_dict(source: StorySource, depth: int = 0) -> dict:
-    copies = source.copies if depth < MAX_COPY_DEPTH else []
-    return {
-        "article_id": source.article_id, "source": clean_text(source.source), "title": clean_text(source.title),
-        "url": safe_url(source.url), "published": iso_time(source.published),
-        "copies": [source_dict(c, depth + 1) for c in copies],
-    }
-
-
-def story_dict(story: StoryEntry) -> dict:
-    return {
-        "id": story.id, "headline": clean_text(story.headline), "url": safe_url(story.url),
-        "lead": clean_text(story.lead), "source_count": story.source_count, "article_count": story.article_count,
-        "first_seen": iso_time(story.first_seen), "last_updated": iso_time(story.last_updated),
-        "sources": [source_dict(s) for s in story.sources],
-    }
-
-
 def article_dict(article: ArticleView) -> dict:
     return {
         "id": article.id, "source": clean_text(article.source), "title": clean_text(article.title),
@@ -181,10 +162,4 @@ def hits_dict(result) -> dict:
             for hit in result.hits
         ],
         "rank": result.rank,
-    }
-
-
-def digest_dict(day: date, generated_at, stories: list[StoryEntry]) -> dict:
-    return {
-        "date": day.isoformat(), "generated_at": iso_time(generated_at), "stories": [story_dict(s) for s in stories],
     }
