@@ -200,7 +200,8 @@ def open_database(url: str | None = None, create: bool = True) -> Engine:
         if not create and schema_version(engine) == 0:
             raise StoreError(f"{shown_url(url)} is not an aggregator database (it has none of its tables): check "
                              "--database or the config's 'database'")
-        upgrade(engine)
+        with _upgrade_lock(engine):
+            upgrade(engine)
     except BaseException as exc:
         if engine is not None:
             engine.dispose()
@@ -208,6 +209,25 @@ def open_database(url: str | None = None, create: bool = True) -> Engine:
             raise StoreError(describe_database_error(url, exc)) from exc
         raise
     return engine
+
+
+UPGRADE_LOCK_KEY = 0x61676775  # "aggu"
+
+
+@contextmanager
+def _upgrade_lock(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, processes of several machines may start together on a new database: they take turns to
+    upgrade its schema (an advisory lock), so the tables are made once. SQLite needs none (one process)."""
+    if engine.url.get_backend_name() != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": UPGRADE_LOCK_KEY})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPGRADE_LOCK_KEY})
+            connection.commit()
 
 
 @contextmanager
@@ -225,7 +245,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 class DaemonLock:
     """Held by the one daemon allowed per database (a file lock for SQLite, an advisory lock for PostgreSQL)."""
 
-    ADVISORY_KEY = 0x61676772  # "aggr"
+    # On PostgreSQL, the story sequencer's lock (aggregator.workers.leadership.SEQUENCER_KEY): a one-shot poll
+    # or a daemon writes stories itself, so it must not run beside a cluster's sequencer, nor beside another.
+    ADVISORY_KEY = 0x61676773  # "aggs"
 
     def __init__(self, engine: Engine, purpose: str = "daemon"):
         self.engine = engine
@@ -267,7 +289,8 @@ class DaemonLock:
                 self._conn = None
                 raise StoreError(
                     f"another aggregator process is already running on {url.render_as_string()}; "
-                    f"one writer at a time, so this {self.purpose} does not start"
+                    f"one writer at a time, so this {self.purpose} does not start (when it is `aggregator run`, "
+                    "its workers poll the feeds: the queue's scheduler polls each at its interval)"
                 )
 
     def release(self) -> None:
