@@ -260,3 +260,109 @@ def test_one_run_and_three_workers_make_the_single_process_stories(tmp_path, sit
         _stop(processes)
         engine.dispose()
     assert all(process.returncode == 0 for process in processes), [p.returncode for p in processes]
+
+
+def _doing_jobs_of(engine, worker_id: int) -> list[int]:
+    with engine.connect() as connection:
+        return list(connection.execute(text("SELECT id FROM procrastinate_jobs WHERE status = 'doing' AND "
+                                             "worker_id = :w"), {"w": worker_id}).scalars())
+
+
+def _worker_ids(engine) -> list[int]:
+    with engine.connect() as connection:
+        return list(connection.execute(text("SELECT id FROM procrastinate_workers ORDER BY id")).scalars())
+
+
+@pytest.mark.slow
+def test_a_job_of_a_killed_worker_is_done_again_elsewhere(tmp_path, site, pg_database):
+    cluster = ClusterSite(site, tmp_path, feeds=10, stories=16, slow_pages=1.5)
+    expected = _reference(tmp_path, cluster.config)
+    database = pg_database()
+    logs = [tmp_path / "run.log", tmp_path / "worker.log"]
+    run = _start("run", database, cluster.config, logs[0])
+    engine = create_engine(database)
+    worker = None
+    try:
+        _wait_for(lambda: len(_worker_ids(engine)) == 1, "the run's worker", logs, processes=[run])
+        worker = _start("worker", database, cluster.config, logs[1])
+        _wait_for(lambda: len(_worker_ids(engine)) == 2, "the worker", logs, processes=[run, worker])
+        worker_id = _worker_ids(engine)[1]  # procrastinate's workers table holds ids and heartbeats only
+        held: list[int] = []
+
+        def worker_busy() -> bool:
+            held[:] = _doing_jobs_of(engine, worker_id)
+            return bool(held)
+
+        _wait_for(worker_busy, "the worker to take a job", logs, processes=[run, worker])
+        worker.send_signal(signal.SIGKILL)  # mid-job: its page takes 1.5 s to arrive
+        worker.wait(timeout=10)
+        _wait_for(lambda: _settled(engine, cluster.expected), "the killed worker's jobs to be redone", logs,
+                  processes=[run])
+        assert _scalar(engine, "SELECT count(*) FROM procrastinate_jobs WHERE id = ANY(:ids)", ids=held) == 0, \
+            "a job of the killed worker was not done again (successful jobs are deleted)"
+        assert _scalar(engine, "SELECT count(*) FROM procrastinate_jobs WHERE status <> 'succeeded'") == 0
+        assert "of a vanished worker is queued again" in logs[0].read_text()
+        assert _partition(engine) == expected
+    finally:
+        _stop([run] + ([worker] if worker else []))
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_the_standby_sequencer_takes_over_from_a_killed_one(tmp_path, site, pg_database):
+    cluster = ClusterSite(site, tmp_path, feeds=10, stories=16, slow_pages=1.0)
+    expected = _reference(tmp_path, cluster.config)
+    database = pg_database()
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    runs = [_start("run", database, cluster.config, log) for log in logs]
+    engine = create_engine(database)
+    try:
+        _wait_for(lambda: _scalar(engine, "SELECT count(*) FROM article") > 0, "the first stored articles", logs,
+                  processes=runs)
+        holder = _holder_pid(engine, "sequencer")
+        assert holder in (runs[0].pid, runs[1].pid)
+        killed = next(run for run in runs if run.pid == holder)
+        survivor = next(run for run in runs if run.pid != holder)
+        assert _scalar(engine, "SELECT count(*) FROM article") < cluster.expected, "killed after the work was done"
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=10)
+        _wait_for(lambda: _holder_pid(engine, "sequencer") == survivor.pid, "the standby to take over", logs,
+                  timeout=30, processes=[survivor])
+        _wait_for(lambda: _settled(engine, cluster.expected), "the new sequencer to store everything", logs,
+                  processes=[survivor])
+        assert _partition(engine) == expected
+    finally:
+        _stop(runs)
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_two_runs_poll_each_feed_once_per_interval(tmp_path, site, pg_database, capsys):
+    from aggregator.cli import main
+
+    cluster = ClusterSite(site, tmp_path, feeds=10, stories=12)
+    database = pg_database()
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    runs = [_start("run", database, cluster.config, log) for log in logs]
+    engine = create_engine(database)
+    feeds = [f"/f{index}.xml" for index in range(cluster.feeds)]
+    try:
+        _wait_for(lambda: _settled(engine, cluster.expected), "the cluster to store every article", logs,
+                  processes=runs)
+        assert [site.hits[path] for path in feeds] == [1] * cluster.feeds
+        assert main(["--config", str(cluster.config), "--database", database, "poll"]) == 1
+        assert "already running" in capsys.readouterr().err  # a one-shot poll would be a second story writer
+        # The scheduler's holder dies: the other takes over, and polls nothing before its interval is up.
+        holder = _holder_pid(engine, "scheduler")
+        killed = next(run for run in runs if run.pid == holder)
+        survivor = next(run for run in runs if run.pid != holder)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=10)
+        _wait_for(lambda: _holder_pid(engine, "scheduler") == survivor.pid, "the standby scheduler to take over",
+                  logs, timeout=30, processes=[survivor])
+        time.sleep(3)  # its first turns, were it to poll at once
+        assert [site.hits[path] for path in feeds] == [1] * cluster.feeds
+        assert _scalar(engine, "SELECT count(*) FROM article") == cluster.expected
+    finally:
+        _stop(runs)
+        engine.dispose()

@@ -17,7 +17,8 @@ import procrastinate
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException, UniqueViolation
+from procrastinate.jobs import Status
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -156,7 +157,7 @@ class Runner:
         now = datetime.now(UTC)
         for index, feed in enumerate(f for f in self.config.feeds if f.enabled):
             interval = self.config.interval_of(feed)
-            first = now + timedelta(seconds=min(2 + index * 0.5, 30))  # start-up is not one burst
+            first = now + timedelta(seconds=min(1 + index * 0.1, 30))  # a start-up burst waits in the queue
             fetched = last_fetched.get(feed.name)
             if fetched is not None:
                 first = max(first, fetched.replace(tzinfo=UTC) + timedelta(seconds=interval))
@@ -187,16 +188,24 @@ class Runner:
             await deferrer.defer_async(feed_name=feed_name)
         except AlreadyEnqueued:
             log.info("feed=%s not queued: its previous poll is still waiting for a worker", feed_name)
-        except (procrastinate.exceptions.ConnectorException, DBAPIError) as exc:
+        except (ConnectorException, DBAPIError) as exc:
             log.error("feed=%s not queued: database error: %s (will retry at its next turn)", feed_name, exc)
 
     async def _retry_stalled_jobs(self, app: procrastinate.App) -> None:
         """Hand the jobs of workers that stopped beating (killed, switched off, cut off) to the others."""
+        manager = app.job_manager
         try:
-            stalled = await app.job_manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=STALLED_AFTER)
-            for job in stalled:
-                log.warning("job %s (%s) of a vanished worker is queued again", job.id, job.task_name)
-                await app.job_manager.retry_job(job)
-            await app.job_manager.prune_stalled_workers(STALLED_AFTER)
-        except procrastinate.exceptions.ConnectorException as exc:
-            log.error("stalled jobs not checked: database error: %s", exc)
+            for job in await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=STALLED_AFTER):
+                try:
+                    await manager.retry_job(job)
+                except UniqueViolation:
+                    # The same poll or page waits in the queue already (deferred again since, with the same
+                    # queueing lock): that one does the work, this one ends.
+                    await manager.finish_job(job, Status.ABORTED, delete_job=True)
+                    log.warning("job %s (%s) of a vanished worker dropped: the same job waits in the queue",
+                                job.id, job.task_name)
+                else:
+                    log.warning("job %s (%s) of a vanished worker is queued again", job.id, job.task_name)
+            await manager.prune_stalled_workers(STALLED_AFTER)
+        except ConnectorException as exc:
+            log.error("stalled jobs not checked: database error: %s", exc.__cause__ or exc)
