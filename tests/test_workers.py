@@ -240,6 +240,56 @@ def test_worker_refuses_sqlite(tmp_path, capsys):
     assert "PostgreSQL" in capsys.readouterr().err
 
 
+def test_one_process_at_a_time_holds_a_role_and_a_standby_takes_it_over(pg_database):
+    from aggregator.store import open_database
+    from aggregator.workers.leadership import SEQUENCER_KEY, Leadership
+
+    engine = open_database(pg_database())
+    first, second = (Leadership(engine, SEQUENCER_KEY, "sequencer") for _ in range(2))
+    try:
+        assert first.try_acquire() and first.alive()
+        assert not second.try_acquire()
+        name = _scalar(engine, "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE "
+                       "'aggregator sequencer %'")
+        assert name.endswith(f":{os.getpid()}")
+        first.release()
+        assert second.try_acquire()
+    finally:
+        first.dispose()
+        second.dispose()
+        engine.dispose()
+
+
+def test_a_page_staged_twice_is_stored_once_in_one_story(pg_database):
+    from aggregator.config import Config, Settings
+    from aggregator.ingest import Incoming
+    from aggregator.store import open_database
+    from aggregator.workers.queue import ensure_schema
+    from aggregator.workers.sequencer import Sequencer
+    from aggregator.workers.tasks import stage
+
+    engine = open_database(pg_database())
+    ensure_schema(engine)
+    item = Incoming(source_key="Wire", external_id="a1", source="Wire", title="Harbour bridge reopens",
+                    text="The harbour bridge reopened on Monday after repairs. " * 20, fetched_at=utcnow())
+    copy = Incoming(**{**item.__dict__, "source_key": "Paper", "source": "Paper"})
+    sequencer = Sequencer(engine, Config(Settings(), []))
+    try:
+        assert stage(engine, [item], "w1") == 1
+        assert stage(engine, [item, copy], "w2") == 1  # a job redone after its worker died
+        assert sequencer._lead()
+        assert sequencer.drain_once() == 2
+        assert sequencer.drain_once() == 0
+        assert stage(engine, [item], "w3") == 1  # extracted again after it was stored: staged, not stored twice
+        assert sequencer.drain_once() == 1
+        assert _scalar(engine, "SELECT count(*) FROM pending_article") == 0
+        assert _scalar(engine, "SELECT count(*) FROM article") == 2
+        assert len(_partition(engine)) == 1  # the copy joined the wire story
+    finally:
+        sequencer.leadership.dispose()
+        engine.dispose()
+
+
 @pytest.mark.slow
 def test_one_run_and_three_workers_make_the_single_process_stories(tmp_path, site, pg_database):
     cluster = ClusterSite(site, tmp_path, feeds=50)
