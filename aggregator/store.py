@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -284,7 +285,11 @@ class DaemonLock:
         else:
             self._conn = self.engine.connect()
             got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.ADVISORY_KEY}).scalar()
-            if not got:
+            if got:  # named like the cluster's processes, so a status shows who holds the writer's lock
+                self._conn.execute(text("SELECT set_config('application_name', :n, false)"),
+                                   {"n": f"aggregator {self.purpose} {socket.gethostname()}:{os.getpid()}"[:63]})
+                self._conn.commit()
+            else:
                 self._conn.close()
                 self._conn = None
                 raise StoreError(
@@ -299,6 +304,13 @@ class DaemonLock:
             self._file.close()
             self._file = None
         if self._conn is not None:
+            # The connection goes back to the engine's pool: the session's lock and name must not go with it.
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.ADVISORY_KEY})
+                self._conn.execute(text("RESET application_name"))
+                self._conn.commit()
+            except Exception:  # noqa: BLE001 - a lost connection holds no lock any more
+                self._conn.invalidate()
             self._conn.close()
             self._conn = None
 

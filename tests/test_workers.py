@@ -223,11 +223,23 @@ def _holder_pid(engine, role: str) -> int | None:
 # ---- tests ----------------------------------------------------------------------------------------------
 
 
-def test_the_writer_lock_of_a_one_shot_poll_is_the_sequencer_lock():
-    from aggregator.store import DaemonLock
-    from aggregator.workers.leadership import SEQUENCER_KEY
+def test_a_one_shot_poll_holds_the_sequencer_lock_under_its_name(pg_database):
+    from aggregator.store import DaemonLock, open_database
+    from aggregator.workers.leadership import SEQUENCER_KEY, Leadership
 
-    assert DaemonLock.ADVISORY_KEY == SEQUENCER_KEY
+    engine = open_database(pg_database())
+    sequencer = Leadership(engine, SEQUENCER_KEY, "sequencer")
+    try:
+        with DaemonLock(engine, purpose="poll"):
+            assert not sequencer.try_acquire()  # a poll writes stories: no sequencer beside it
+            assert _scalar(engine, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                           "'aggregator poll %'") == 1
+        assert sequencer.try_acquire()  # released, though its connection went back to the pool
+        assert _scalar(engine, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                       "'aggregator poll %'") == 0
+    finally:
+        sequencer.dispose()
+        engine.dispose()
 
 
 def test_worker_refuses_sqlite(tmp_path, capsys):

@@ -71,7 +71,7 @@ class Runner:
         self.name = process_name(role)
         # The process's own connections carry its name, so pg_stat_activity tells the processes apart.
         self.engine = create_engine(engine.url, pool_pre_ping=True, connect_args=connect_args(role))
-        self.daemon = Daemon(self.engine, config)  # its digest job and web view, run by the scheduler's holder
+        self.daemon = Daemon(self.engine, config)  # its web view (every run) and digest job (the scheduler only)
         self._stop: asyncio.Event | None = None
 
     def run(self) -> None:
