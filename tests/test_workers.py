@@ -289,7 +289,7 @@ def test_a_page_staged_twice_is_stored_once_in_one_story(pg_database):
     try:
         assert stage(engine, [item], "w1") == 1
         assert stage(engine, [item, copy], "w2") == 1  # a job redone after its worker died
-        assert sequencer._lead()
+        assert sequencer.lead()
         assert sequencer.drain_once() == 2
         assert sequencer.drain_once() == 0
         assert stage(engine, [item], "w3") == 1  # extracted again after it was stored: staged, not stored twice

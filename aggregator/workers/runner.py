@@ -14,6 +14,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import procrastinate
+import psycopg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -28,7 +29,7 @@ from ..fetch import Fetcher
 from ..models import Feed
 from ..pipeline import sync_feeds
 from ..scheduler import Daemon
-from ..store import StoreError
+from ..store import StoreError, shown_url
 from .leadership import SCHEDULER_KEY, Leadership
 from .queue import QUEUE, connect_args, ensure_schema, make_app, process_name, setup_lock
 from .sequencer import Sequencer
@@ -87,9 +88,12 @@ class Runner:
             self._stop.set()
 
     def _prepare_database(self) -> None:
-        ensure_schema(self.engine)
-        with setup_lock(self.engine):  # processes starting together would each insert the new feeds' rows
-            sync_feeds(self.engine, self.config)
+        try:
+            ensure_schema(self.engine)
+            with setup_lock(self.engine):  # processes starting together would each insert the new feeds' rows
+                sync_feeds(self.engine, self.config)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot set up the job queue on {shown_url(self.engine.url)}: {exc}") from None
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
@@ -108,22 +112,32 @@ class Runner:
                 shutdown_graceful_timeout=SHUTDOWN_GRACE,
             ), name="worker")
             sequencer_stop = threading.Event()
-            side = []
-            web = None
-            if self.lead:
-                sequencer = Sequencer(self.engine, self.config)
-                side.append(asyncio.create_task(asyncio.to_thread(sequencer.run, sequencer_stop), name="sequencer"))
-                side.append(asyncio.create_task(self._schedule(app), name="scheduler"))
-                web = self.daemon._start_web()
+            side, web = self._start_leading(app, sequencer_stop) if self.lead else ([], None)
             log.info("%s started: %s", "run" if self.lead else "worker", self.name)
-            await self._stop.wait()
+            stopped = asyncio.create_task(self._stop.wait())
+            await asyncio.wait([stopped, worker], return_when=asyncio.FIRST_COMPLETED)
+            failure = None
+            if worker.done():  # the queue failed (its database gone for good): exit, for a supervisor to restart
+                failure = worker.exception() or RuntimeError("the worker stopped")
+                log.error("worker stopped: %s", failure)
             log.info("stopping")
+            stopped.cancel()
             sequencer_stop.set()
             if web is not None:
                 await self.daemon._stop_web(*web)
             worker.cancel()  # the worker finishes its running jobs (up to SHUTDOWN_GRACE), then returns
             await asyncio.gather(worker, *side, return_exceptions=True)
         log.info("stopped")
+        if failure is not None:
+            raise StoreError(f"the job queue stopped: {failure}")
+
+    def _start_leading(self, app: procrastinate.App, sequencer_stop: threading.Event) -> tuple[list, tuple | None]:
+        """A ``run``'s own tasks: sequencer (a thread: its work is synchronous) and scheduler, each leading or
+        standing by, and the web view."""
+        sequencer = Sequencer(self.engine, self.config)
+        side = [asyncio.create_task(asyncio.to_thread(sequencer.run, sequencer_stop), name="sequencer"),
+                asyncio.create_task(self._schedule(app), name="scheduler")]
+        return side, self.daemon._start_web()
 
     # ---- the scheduler: one process at a time defers the polls ------------------------------------------
 

@@ -54,7 +54,7 @@ class Sequencer:
     def run(self, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
-                if not self._lead():
+                if not self.lead():
                     stop.wait(STANDBY_RETRY)
                     continue
                 try:
@@ -74,7 +74,7 @@ class Sequencer:
         finally:
             self.leadership.dispose()
 
-    def _lead(self) -> bool:
+    def lead(self) -> bool:
         """Hold the lock with an engine loaded from the database: True when this process is the sequencer."""
         if self.ingestor is not None and self.leadership.held:
             return True

@@ -7,7 +7,6 @@ instead of deciding duplicates and stories, a worker stages the article for the 
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -23,8 +22,6 @@ from ..models import Article, PendingArticle, utcnow
 from ..parse import ParsedEntry
 from ..pipeline import Poller, _Progress, incoming_from
 from .queue import QUEUE
-
-log = logging.getLogger("aggregator.worker")
 
 POLL_FEED = "poll_feed"
 EXTRACT_ENTRY = "extract_entry"
