@@ -417,10 +417,6 @@ class Clusterer:
 
     # ---- same article ---------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _containment(a: Features, jaccard: float, other_size: int) -> float:
-        return _containment_of(jaccard, a.shingle_count, other_size)
-
     def find_duplicate(self, feats: Features) -> tuple[int, str, float] | None:
         """The open-window article this one copies, with the signal and score that said so."""
         original = self.by_hash.get(feats.content_hash)
@@ -908,7 +904,9 @@ class Clusterer:
         signals = [Signal(SIGNAL_HASH, float(a.content_hash == b.content_hash), 1.0, a.content_hash == b.content_hash)]
         if a.minhash is not None and b.minhash is not None:
             jaccard = a.minhash.jaccard(b.minhash)
-            containment = self._containment(a, jaccard, b.shingle_count)
+            # as find_duplicate measures it: without the values that many texts of the window hold
+            plain, own_share, (share,) = self.index.plain_similarities(a.signature, b.signature[None, :])
+            containment = _containment_of(plain[0], a.shingle_count * own_share, b.shingle_count * share)
             signals.append(Signal("minhash-jaccard", jaccard, s.lsh_threshold, jaccard >= s.lsh_threshold))
             signals.append(Signal("containment", containment, s.duplicate_containment,
                                   containment >= s.duplicate_containment))

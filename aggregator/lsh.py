@@ -233,8 +233,12 @@ class MinHashIndex:
         """
         if not keys:
             return [], 1.0, []
+        return self.plain_similarities(signature, np.stack([self.signatures[key] for key in keys]))
+
+    def plain_similarities(self, signature: np.ndarray, stored: np.ndarray) -> tuple[list[float], float, list[float]]:
+        """:meth:`plain_jaccards` of ``signature`` and each row of ``stored`` (signatures indexed or not)."""
         signature = np.asarray(signature, dtype=np.uint32)
-        stored = np.stack([self.signatures[key] for key in keys])
+        stored = np.asarray(stored, dtype=np.uint32).reshape(-1, self.num_perm)
         limit = self.frequent()
         plain = self._value_counts[self._value_counters(signature[None, :])[0]] <= limit
         plain_stored = self._value_counts[self._value_counters(stored)] <= limit
