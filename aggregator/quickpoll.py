@@ -193,7 +193,11 @@ class QuickPass:
 
     async def poll(self, names: list[str] | None, force: bool) -> list[PollResult]:
         feeds = chosen_feeds(self.config, names)
-        states = self._feed_states()
+        try:
+            states = self._feed_states()
+        except sqlite3.Error as exc:  # the full pipeline reports it, feed by feed
+            log.debug("feeds handed to the full pipeline: %s", exc)
+            states = {}
         self.fetcher = Fetcher(self.settings)
         try:
             looks = await asyncio.gather(*(self._look(feed, states.get(feed.name), force) for feed in feeds))
@@ -229,6 +233,9 @@ class QuickPass:
                 response = await self.fetcher.fetch_feed(row.url, row.etag, row.last_modified)
             except FetchError as exc:
                 return Fetched(started, error=exc)
+            except Exception as exc:  # noqa: BLE001 - a bug: the full pipeline fetches the feed again and reports it
+                log.debug("feed=%s handed to the full pipeline: %s", feed.name, exc)
+                return None
             fetched = Fetched(started, response)
             if row.disabled_reason or response.permanent_redirect:
                 return fetched

@@ -96,3 +96,28 @@ def test_feeds_with_more_to_do_are_handed_on_and_asked_once(tmp_path, site, caps
 
     assert main(argv) == 1  # the broken feed now rests: skipped by the quick pass, which fetches it not
     assert "1 failed" not in capsys.readouterr().out and site.hits["/breaks.xml"] == 2
+
+
+def test_only_a_plain_sqlite_file_of_this_schema_takes_the_quick_pass(tmp_path):
+    import sqlite3
+
+    from aggregator.dbfile import SCHEMA_VERSION, connect_current, sqlite_file
+
+    assert sqlite_file("sqlite:////data/a.db") == Path("/data/a.db")
+    assert sqlite_file("news.db") == Path("news.db")
+    assert sqlite_file("~/news.db") == Path.home() / "news.db"
+    for other in ("postgresql://u@h/db", "sqlite:///:memory:", "sqlite:///a.db?mode=ro", "sqlite+pysqlite:///a.db"):
+        assert sqlite_file(other) is None, other
+    assert connect_current(tmp_path / "missing.db") is None
+    (tmp_path / "notes.txt").write_text("not a database")
+    assert connect_current(tmp_path / "notes.txt") is None
+    older = tmp_path / "older.db"
+    with sqlite3.connect(older) as connection:
+        connection.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION - 1),))
+    connection.close()
+    assert connect_current(older) is None  # the full pipeline upgrades it first
+    open_database(f"sqlite:///{tmp_path}/current.db").dispose()
+    current = connect_current(tmp_path / "current.db")
+    assert current is not None
+    current.close()
