@@ -132,8 +132,11 @@ class MinHashIndex:
         ids = np.fromiter(keys, dtype=np.int64)
         signatures = np.asarray(signatures, dtype=np.uint32).reshape(len(ids), self.num_perm)
         self.signatures = dict(zip(ids.tolist(), signatures, strict=True))
-        counters = self._value_counters(signatures).ravel()
-        self._value_counts = np.bincount(counters, minlength=len(self._value_counts)).astype(np.int32)
+        counts = np.zeros(len(self._value_counts), dtype=np.int64)
+        for start in range(0, len(ids), _SIGNATURE_SLICE):  # in slices: 64-bit temporaries of 100,000 rows are large
+            counts += np.bincount(self._value_counters(signatures[start : start + _SIGNATURE_SLICE]).ravel(),
+                                  minlength=len(counts))
+        self._value_counts = counts.astype(np.int32)
         band_keys = self.band_keys(signatures).ravel()
         order = np.argsort(band_keys, kind="stable")
         self._keys = band_keys[order]
