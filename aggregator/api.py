@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -13,22 +12,14 @@ from sqlmodel import Session, select
 
 from . import query
 from .config import DEFAULT_CONFIG_PATH, Config, Settings, load_config
+from .dbfile import resolve_database
 from .models import Article
 from .search import StoryHits, search_stories
-from .store import DATABASE_ENV, DaemonLock, open_database
+from .store import DaemonLock, open_database
 
 if TYPE_CHECKING:  # the clustering engine (numpy, datasketch) is imported by the methods that run it
     from .cluster import Signal
     from .pipeline import PollResult
-
-
-def resolve_database(database: str | None, config: Config | None) -> str:
-    """--database, else $AGGREGATOR_DATABASE_URL, else the config's ``database`` setting."""
-    if database:
-        return database
-    if os.environ.get(DATABASE_ENV):
-        return os.environ[DATABASE_ENV]
-    return (config.settings if config else Settings()).database
 
 
 class ArticleNotFound(LookupError):

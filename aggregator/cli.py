@@ -193,7 +193,16 @@ def _config(args: argparse.Namespace, required: bool) -> Config | None:
 
 def _aggregator(args: argparse.Namespace, config_required: bool = False):
     """The commands that poll create the database; the others open an existing one."""
-    from .api import Aggregator, resolve_database
+    from .api import Aggregator
+
+    config = _database_config(args, config_required)
+    polls = getattr(args, "command", None) in ("run", "poll")
+    return Aggregator(database=args.database_url, config=config, create=polls)
+
+
+def _database_config(args: argparse.Namespace, config_required: bool) -> Config | None:
+    """The config, checked against the command's options; sets ``args.database_url`` (for error messages)."""
+    from .dbfile import resolve_database
 
     config = _config(args, config_required)
     for name in getattr(args, "feed", None) or []:  # `poll --feed TYPO` fails before the database is touched
@@ -201,8 +210,8 @@ def _aggregator(args: argparse.Namespace, config_required: bool = False):
     polls = getattr(args, "command", None) in ("run", "poll", "worker")
     if polls and config is not None and not any(feed.enabled for feed in config.feeds):
         print(f"aggregator: warning: {config.path} lists no enabled feeds: there is nothing to poll", file=sys.stderr)
-    args.database_url = resolve_database(getattr(args, "database", None), config)  # for error messages
-    return Aggregator(database=args.database_url, config=config, create=polls)
+    args.database_url = resolve_database(getattr(args, "database", None), config)
+    return config
 
 
 def _reason(exc: Exception, path: str) -> str:
@@ -348,16 +357,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    agg = _aggregator(args, config_required=True)
-    _setup_logging(args, agg.config)
-    poll_log = logging.getLogger("aggregator.poll")
-    level = poll_log.level
-    if logging.getLogger().level > logging.DEBUG:  # each failure gets its line below, not a log line as well
-        poll_log.setLevel(logging.ERROR)
-    try:
-        results = agg.poll(args.feed, force=args.force)
-    finally:
-        poll_log.setLevel(level)
+    from .quickpoll import open_poll
+
+    config = _database_config(args, config_required=True)
+    with open_poll(args.database_url, config) as poll:  # a poll that finds nothing new loads no ORM
+        _setup_logging(args, config)
+        poll_log = logging.getLogger("aggregator.poll")
+        level = poll_log.level
+        if logging.getLogger().level > logging.DEBUG:  # each failure gets its line below, not a log line as well
+            poll_log.setLevel(logging.ERROR)
+        try:
+            results = poll(args.feed, args.force)
+        finally:
+            poll_log.setLevel(level)
     if not results:  # the config's loading has warned that it lists no enabled feed
         return 1
     new = sum(r.new_entries for r in results)  # what was committed, also by a poll that then failed
@@ -649,8 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         # Ctrl-C may come while the modules load: quiet, whatever was loading.
         args = build_parser().parse_args(argv)
         from .config import ConfigError
-        from .search import SearchError
-        from .store import StoreError
+        from .errors import SearchError, StoreError
     except KeyboardInterrupt:
         return 130
     try:

@@ -32,14 +32,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .lsh import MinHashIndex
+from .lsh import MinHashIndex, signature
 from .text import content_hash, evidence, headline_names, shingle_hashes, terms, words
 
 if TYPE_CHECKING:
     from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
 
 _NO_HASHES = np.zeros(0, dtype=np.uint32)
-_MINHASH_SLICE = 4096  # shingles a MinHash update takes at once
 
 
 def _identity(value):
@@ -329,6 +328,12 @@ def _lead(text: str, count: int) -> str:
     return text[: len(text) - len(parts[-1])] if len(parts) > count else text
 
 
+def _containment_of(jaccard: float, size: float, other_size: float) -> float:
+    """The share of the smaller of two shingle sets found in the other, from their Jaccard similarity and sizes."""
+    shared = jaccard * (size + other_size) / (1.0 + jaccard)
+    return min(1.0, shared / max(1.0, min(size, other_size)))
+
+
 def _heaviest(vector: dict[str, float], count: int) -> list[str]:
     """The ``count`` terms of ``vector`` with the largest weights, heaviest first."""
     return [term for term, _ in sorted(vector.items(), key=itemgetter(1), reverse=True)[:count]]
@@ -365,11 +370,7 @@ class Clusterer:
         hashes = shingle_hashes(body_words, s.shingle_size) if len(body_words) >= s.min_shingles else _NO_HASHES
         minhash = None
         if len(hashes) >= s.min_shingles:
-            minhash = self._minhash()
-            # In slices: datasketch makes a (shingles x num_perm) matrix, 50 MB for the 100,000 shingles of a
-            # long page; the minimum over slices is the same signature.
-            for start in range(0, len(hashes), _MINHASH_SLICE):
-                minhash.update_batch(hashes[start : start + _MINHASH_SLICE])
+            minhash = self._minhash(signature(hashes, self._permutations))
         return Features(
             title=title,
             source=source,
@@ -416,11 +417,6 @@ class Clusterer:
 
     # ---- same article ---------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _containment(a: Features, jaccard: float, other_size: int) -> float:
-        shared = jaccard * (a.shingle_count + other_size) / (1.0 + jaccard)
-        return min(1.0, shared / max(1, min(a.shingle_count, other_size)))
-
     def find_duplicate(self, feats: Features) -> tuple[int, str, float] | None:
         """The open-window article this one copies, with the signal and score that said so."""
         original = self.by_hash.get(feats.content_hash)
@@ -431,8 +427,12 @@ class Clusterer:
         best: tuple[int, str, float] | None = None
         keys = [key for key in self.index.query(feats.signature, self.settings.lsh_max_candidates)
                 if key in self.articles and self._open(self.articles[key].when)]
-        for key, jaccard in zip(keys, self.index.jaccards(feats.signature, keys), strict=True):
-            score = self._containment(feats, jaccard, self.articles[key].shingle_count)
+        # Shingles that many texts of the window hold (a shared sign-off) count neither as shared nor in a
+        # text's size: in a short text they alone would pass the containment threshold.
+        jaccards, own_share, shares = self.index.plain_jaccards(feats.signature, keys)
+        size = feats.shingle_count * own_share
+        for key, jaccard, share in zip(keys, jaccards, shares, strict=True):
+            score = _containment_of(jaccard, size, self.articles[key].shingle_count * share)
             if score >= self.settings.duplicate_containment and (best is None or score > best[2]):
                 best = (key, SIGNAL_NEAR, round(score, 4))
         return best
@@ -904,7 +904,9 @@ class Clusterer:
         signals = [Signal(SIGNAL_HASH, float(a.content_hash == b.content_hash), 1.0, a.content_hash == b.content_hash)]
         if a.minhash is not None and b.minhash is not None:
             jaccard = a.minhash.jaccard(b.minhash)
-            containment = self._containment(a, jaccard, b.shingle_count)
+            # as find_duplicate measures it: without the values that many texts of the window hold
+            plain, own_share, (share,) = self.index.plain_similarities(a.signature, b.signature[None, :])
+            containment = _containment_of(plain[0], a.shingle_count * own_share, b.shingle_count * share)
             signals.append(Signal("minhash-jaccard", jaccard, s.lsh_threshold, jaccard >= s.lsh_threshold))
             signals.append(Signal("containment", containment, s.duplicate_containment,
                                   containment >= s.duplicate_containment))

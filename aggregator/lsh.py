@@ -12,7 +12,10 @@ removed entries once they outnumber the live ones.
 
 A band value that a large share of the indexed texts hold comes from a sentence they share (boilerplate,
 a sign-off), not from copying: queries leave it out, so short texts ending alike do not all become each
-other's candidates.
+other's candidates. The same holds for a single value of a signature: a value that many signatures hold at
+one position is the least hash of a shingle they share, so the index counts each (position, value) pair, in a
+fixed array of counters addressed by its hash, and :meth:`MinHashIndex.plain_jaccards` leaves those values out
+of the similarity it estimates.
 
 New signatures go to a small buffer that queries scan with one vectorised comparison; a full buffer is merged
 into the sorted array in linear time.
@@ -27,6 +30,32 @@ import numpy as np
 _OFFSET = np.uint64(0xCBF29CE484222325)  # FNV-1a over 32-bit values
 _PRIME = np.uint64(0x100000001B3)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+# Counters of (position, value) pairs: 4 MiB. 100,000 signatures of 128 values put about 12 in a counter, far
+# below what is frequent (more than max(frequent_min, frequent_share of the signatures)), so a shared counter
+# does not make a value look frequent.
+_VALUE_COUNTER_BITS = 20
+
+
+_FMIX32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))
+_SIGNATURE_SLICE = 4096  # shingles permuted at once: a (slice x num_perm) matrix, 2 MB at 128 permutations
+
+
+def signature(hashes: np.ndarray, permutations: np.ndarray) -> np.ndarray:
+    """The MinHash values of shingles already hashed to 32 bits, as datasketch's ``MinHash.update_batch`` with
+    the identity hash function and the "affine32" scheme computes them (its MurmurHash3 finaliser, then
+    ``a * h + b`` modulo 2**32 for each permutation), without its Python call per value."""
+    a, b = permutations
+    values = np.full(len(a), np.iinfo(np.uint32).max, dtype=np.uint32)
+    s1, m1, s2, m2, s3 = _FMIX32
+    for start in range(0, len(hashes), _SIGNATURE_SLICE):
+        mixed = np.asarray(hashes[start : start + _SIGNATURE_SLICE], dtype=np.uint32)
+        mixed = mixed ^ (mixed >> s1)
+        mixed = mixed * m1
+        mixed = mixed ^ (mixed >> s2)
+        mixed = mixed * m2
+        mixed = mixed ^ (mixed >> s3)
+        np.minimum(values, (mixed[:, None] * a + b).min(axis=0), out=values)
+    return values
 
 
 def banding(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -55,6 +84,8 @@ class MinHashIndex:
         self._buffered = 0
         self._stale = 0  # entries in the arrays whose id was removed
         self.rebuilds = 0
+        self._value_counts = np.zeros(1 << _VALUE_COUNTER_BITS, dtype=np.int32)  # live signatures per pair
+        self._position_keys = np.arange(1, num_perm + 1, dtype=np.uint64) * _MIX
 
     def __len__(self) -> int:
         return len(self.signatures)
@@ -76,6 +107,12 @@ class MinHashIndex:
         keys = (keys ^ (keys >> np.uint64(29))) * _PRIME
         return keys
 
+    def _value_counters(self, signatures: np.ndarray) -> np.ndarray:
+        """(n, num_perm) counter of each (position, value) pair of each row of ``signatures``."""
+        keys = (signatures.astype(np.uint64) ^ self._position_keys[None, :]) * _PRIME
+        keys = (keys ^ (keys >> np.uint64(29))) * _MIX
+        return (keys >> np.uint64(64 - _VALUE_COUNTER_BITS)).astype(np.intp)
+
     # ---- updates ----------------------------------------------------------------------------------------
 
     def insert(self, key: int, signature: np.ndarray) -> None:
@@ -83,6 +120,7 @@ class MinHashIndex:
         if key in self.signatures:
             self.remove(key)
         self.signatures[key] = signature
+        np.add.at(self._value_counts, self._value_counters(signature[None, :])[0], 1)
         self._buffer[self._buffered] = self.band_keys(signature[None, :])[0]
         self._buffer_ids[self._buffered] = key
         self._buffered += 1
@@ -94,6 +132,11 @@ class MinHashIndex:
         ids = np.fromiter(keys, dtype=np.int64)
         signatures = np.asarray(signatures, dtype=np.uint32).reshape(len(ids), self.num_perm)
         self.signatures = dict(zip(ids.tolist(), signatures, strict=True))
+        counts = np.zeros(len(self._value_counts), dtype=np.int64)
+        for start in range(0, len(ids), _SIGNATURE_SLICE):  # in slices: 64-bit temporaries of 100,000 rows are large
+            counts += np.bincount(self._value_counters(signatures[start : start + _SIGNATURE_SLICE]).ravel(),
+                                  minlength=len(counts))
+        self._value_counts = counts.astype(np.int32)
         band_keys = self.band_keys(signatures).ravel()
         order = np.argsort(band_keys, kind="stable")
         self._keys = band_keys[order]
@@ -102,8 +145,10 @@ class MinHashIndex:
         self._stale = 0
 
     def remove(self, key: int) -> None:
-        if self.signatures.pop(key, None) is None:
+        signature = self.signatures.pop(key, None)
+        if signature is None:
             return
+        np.subtract.at(self._value_counts, self._value_counters(signature[None, :])[0], 1)
         self._stale += self.bands
         if self._stale > len(self._keys) - self._stale + self._buffered * self.bands:
             self._rebuild()
@@ -177,6 +222,34 @@ class MinHashIndex:
             return []
         stored = np.stack([self.signatures[key] for key in keys])
         return (np.count_nonzero(stored == signature, axis=1) / self.num_perm).tolist()
+
+    def plain_jaccards(self, signature: np.ndarray, keys: list[int]) -> tuple[list[float], float, list[float]]:
+        """Estimated Jaccard similarity of ``signature`` and each of ``keys`` over the shingles that few texts of
+        the index hold, and the share of each text made of such shingles: (similarities, the share of
+        ``signature``'s text, the share of each of ``keys``'s).
+
+        A MinHash position counts for the similarity of two texts when the least of their two values there is
+        the least hash of a shingle of either text, uniformly drawn from the union of their shingles. A value
+        that more than :meth:`frequent` signatures hold at that position is a shared sentence's (boilerplate);
+        leaving those positions out draws from the union without such shingles. A text's own share of such
+        values is the share of its shingles that are boilerplate.
+        """
+        if not keys:
+            return [], 1.0, []
+        return self.plain_similarities(signature, np.stack([self.signatures[key] for key in keys]))
+
+    def plain_similarities(self, signature: np.ndarray, stored: np.ndarray) -> tuple[list[float], float, list[float]]:
+        """:meth:`plain_jaccards` of ``signature`` and each row of ``stored`` (signatures indexed or not)."""
+        signature = np.asarray(signature, dtype=np.uint32)
+        stored = np.asarray(stored, dtype=np.uint32).reshape(-1, self.num_perm)
+        limit = self.frequent()
+        plain = self._value_counts[self._value_counters(signature[None, :])[0]] <= limit
+        plain_stored = self._value_counts[self._value_counters(stored)] <= limit
+        counted = np.where(signature[None, :] <= stored, plain[None, :], plain_stored)
+        positions = counted.sum(axis=1)
+        equal = np.count_nonzero((stored == signature) & counted, axis=1)
+        similarities = np.where(positions > 0, equal / np.maximum(positions, 1), 0.0)
+        return similarities.tolist(), float(plain.mean()), plain_stored.mean(axis=1).tolist()
 
     def entries(self) -> int:
         """Band entries held in the arrays, stale ones included (memory use)."""

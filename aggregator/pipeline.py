@@ -23,6 +23,7 @@ from .config import Config, FeedConfig
 from .extract import choose_text, extract_from_html
 from .fetch import Fetcher, FetchError, FetchResult, decode_html
 from .models import Article, Feed, FetchLog, utcnow
+from .quickpoll import Fetched, PollResult, chosen_feeds, log_result, newest_entries, not_due
 from .store import session_scope
 
 if TYPE_CHECKING:  # the dedup and clustering engine (numpy, datasketch) is imported when a new entry needs it,
@@ -46,24 +47,6 @@ MAX_BACKOFF = timedelta(hours=6)
 WRITE_BATCH = 100
 PAUSE_AFTER_PARSE_ERRORS = 3  # a feed that is not a feed three times in a row needs a person to look
 PAUSE_AFTER_FAILING = timedelta(days=3)  # a feed failing this long is paused rather than retried forever
-
-
-@dataclass
-class PollResult:
-    feed: str
-    status: str  # "ok", "not-modified", "error", "skipped" (resting), "disabled" (paused)
-    http_status: int | None = None
-    new_entries: int = 0  # articles committed by this poll, also when it then ended in an error
-    seen_entries: int = 0
-    duration: float = 0.0
-    error: str | None = None  # why it failed, or why it was skipped
-    unreadable_entries: int = 0  # entries of the feed that could not be read (no title, link or text...)
-    warning: str | None = None  # what was wrong with a feed that still yielded entries
-
-    @property
-    def polled(self) -> bool:
-        """The feed was read (or the server said nothing changed); False when it failed or was not fetched."""
-        return self.status in ("ok", "not-modified")
 
 
 @dataclass
@@ -101,15 +84,6 @@ def sync_feeds(engine: Engine, config: Config) -> dict[str, Feed]:
     return rows
 
 
-def newest_entries(entries: list[ParsedEntry], limit: int) -> list[ParsedEntry]:
-    """At most ``limit`` of ``entries``, the newest: most feeds list newest first, but archives and some
-    generators list oldest first, and cutting those in document order would keep only their oldest entries.
-    Entries without a time keep their place among themselves, after the dated ones."""
-    if len(entries) <= limit or not any(entry.published for entry in entries):
-        return entries[:limit]
-    return sorted(entries, key=lambda entry: entry.published or datetime.min, reverse=True)[:limit]
-
-
 def address_after_move(current: str, moved: str) -> str:
     """The feed's address after a permanent redirect to ``moved``: that one, unless it gives up https (the
     redirect is followed for the fetch, but an unencrypted address is not made the feed's for good)."""
@@ -140,7 +114,11 @@ def incoming_from(feed_name: str, feed_id: int | None, entry: ParsedEntry, page_
 
 
 class Poller:
-    def __init__(self, engine: Engine, config: Config, fetcher: Fetcher | None = None):
+    def __init__(
+        self, engine: Engine, config: Config, fetcher: Fetcher | None = None, fetched: dict[str, Fetched] | None = None
+    ):
+        """``fetched``: feeds already fetched (and maybe read) by :mod:`aggregator.quickpoll`, by name; each is
+        carried on from there by the next poll of it, not fetched again."""
         self.engine = engine
         self.config = config
         self.settings = config.settings
@@ -150,6 +128,7 @@ class Poller:
         self._page_slots = asyncio.Semaphore(max(1, self.settings.max_concurrency))  # pages fetched, not yet read
         # feeds of the current pass that answered 304, recorded together at its end (None: record each at once)
         self._unchanged: list[tuple[Feed, datetime, FetchResult]] | None = None
+        self._fetched = dict(fetched or {})
 
     @property
     def ingestor(self) -> Ingestor:
@@ -181,10 +160,7 @@ class Poller:
 
     async def poll(self, names: list[str] | None = None, force: bool = False) -> list[PollResult]:
         """Poll the named feeds (all enabled ones by default) concurrently; a name given twice is polled once."""
-        if names:
-            feeds = [self.config.feed(n) for n in dict.fromkeys(names)]
-        else:
-            feeds = [f for f in self.config.feeds if f.enabled]
+        feeds = chosen_feeds(self.config, names)
         try:
             rows = sync_feeds(self.engine, self.config)  # read once for the whole pass, not once a feed
         except OperationalError as exc:
@@ -222,26 +198,20 @@ class Poller:
             result = PollResult(feed.name, "error", new_entries=progress.stored,
                                 error=f"{type(exc).__name__}: {exc}{_stored_before(progress)}")
         result.duration = time.monotonic() - started
-        log.log(
-            logging.WARNING if result.status == "error" or result.unreadable_entries else logging.INFO,
-            "feed=%s status=%s http=%s new=%d seen=%d duration=%.2fs%s%s%s",
-            feed.name, result.status, result.http_status, result.new_entries, result.seen_entries,
-            result.duration, f" error={result.error}" if result.error else "",
-            f" unreadable={result.unreadable_entries}" if result.unreadable_entries else "",
-            f" warning={result.warning}" if result.warning else "",
-        )
+        log_result(result)
         stats.poll_done(result.status, result.duration, result.new_entries)
         return result
 
     async def _poll_feed(self, feed: FeedConfig, force: bool, progress: _Progress, row: Feed | None) -> PollResult:
         row = row if row is not None and row.id is not None else self._feed_row(feed.name)
-        if row.disabled_reason and not force:
-            return PollResult(feed.name, "disabled", error=row.disabled_reason)
-        if row.retry_after and row.retry_after > utcnow() and not force:
-            return PollResult(feed.name, "skipped", error=f"resting until {row.retry_after:%Y-%m-%d %H:%M} UTC")
-        started = utcnow()
+        fetched = self._fetched.pop(feed.name, None)
+        resting = not_due(row, force) if fetched is None else None
+        if resting is not None:
+            return resting
+        started = fetched.started if fetched else utcnow()
         try:
-            response = await self.fetcher.fetch_feed(row.url, row.etag, row.last_modified)
+            response = fetched.result() if fetched else await self.fetcher.fetch_feed(
+                row.url, row.etag, row.last_modified)
         except FetchError as exc:
             return self._record_failure(row.id, started, exc.status, str(exc), exc.retry_after, gone=exc.status == 410)
         if response.not_modified:
@@ -252,7 +222,7 @@ class Poller:
         from .parse import ParseError, parse_feed
 
         try:
-            parsed = await asyncio.to_thread(
+            parsed = fetched.parsed if fetched and fetched.parsed else await asyncio.to_thread(
                 parse_feed, response.content, response.headers, response.url, self.settings.max_response_bytes
             )
         except ParseError as exc:

@@ -18,6 +18,7 @@ from sqlalchemy import DateTime, bindparam, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
+from .errors import SearchError
 from .models import Story
 from .query import StoryEntry, _entries, _naive_utc
 from .store import StoreError
@@ -45,10 +46,6 @@ MIN_PREFIX = 3  # characters before a *, East Asian wide ones counting two; the 
 PG_CONFIG = "aggregator_search"  # the 'simple' configuration, with accents folded when unaccent is available
 PG_TEXT_CHARS = 100_000  # a tsvector holds at most 1 MB: index the start of very long texts
 PG_WINDOW_CHARS = 1200  # the stretch of text a snippet is chosen from
-
-
-class SearchError(ValueError):
-    """A query that cannot be searched; the message is one line for the user."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import socket
@@ -16,17 +15,13 @@ from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, SQLModel, create_engine
 
 from . import models
+from .dbfile import DATABASE_ENV, SCHEMA_VERSION, lock, unlock
+from .errors import StoreError
 from .models import Meta
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
-DATABASE_ENV = "AGGREGATOR_DATABASE_URL"
 URL_FORMS = "sqlite:///FILE, a file path, or postgresql://USER@HOST/DATABASE"
-
-
-class StoreError(Exception):
-    """The database cannot be opened, upgraded or locked."""
 
 
 def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -262,26 +257,7 @@ class DaemonLock:
             database = url.database or ":memory:"
             if database == ":memory:":
                 return
-            path = Path(database).expanduser().resolve().with_name(Path(database).name + ".lock")
-            try:
-                handle = open(path, "a+")
-            except OSError as exc:
-                raise StoreError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                handle.close()
-                raise StoreError(
-                    f"another aggregator process (pid {holder}) is already running on {database}; "
-                    f"one writer at a time, so this {self.purpose} does not start"
-                ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()} ({self.purpose})")
-            handle.flush()
-            self._file = handle
+            self._file = lock(database, self.purpose)
         else:
             self._conn = self.engine.connect()
             got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.ADVISORY_KEY}).scalar()
@@ -300,8 +276,7 @@ class DaemonLock:
 
     def release(self) -> None:
         if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
+            unlock(self._file)
             self._file = None
         if self._conn is not None:
             # The connection goes back to the engine's pool: the session's lock and name must not go with it.

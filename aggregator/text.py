@@ -58,7 +58,7 @@ def words(text: str) -> list[str]:
     Runs of Chinese, Japanese or Korean letters become their overlapping character bigrams (a lone letter
     stays itself), so that texts in those scripts get word-like tokens too.
     """
-    found = [w.replace("’", "'") for w in _WORD.findall(fold(text))]
+    found = _WORD.findall(fold(text).replace("’", "'"))  # the apostrophe's two forms join a word alike
     if not _HAS_CJK.search(text):
         return found
     out: list[str] = []
@@ -137,7 +137,9 @@ def shingle_hashes(tokens: list[str], size: int) -> np.ndarray:
     """
     if not tokens:
         return np.zeros(0, dtype=np.uint32)
-    word_hashes = np.fromiter((zlib.crc32(t.encode()) for t in tokens), dtype=np.uint64, count=len(tokens))
+    # Each distinct word once: a text uses most of its words more than once.
+    hash_of = {word: zlib.crc32(word.encode()) for word in set(tokens)}
+    word_hashes = np.fromiter(map(hash_of.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
     size = min(size, len(tokens))
     count = len(tokens) - size + 1
     combined = np.zeros(count, dtype=np.uint64)

@@ -52,3 +52,12 @@ def test_the_replay_benchmark_reports_the_write_path_and_boilerplate():
     (figures,) = (json.loads(line.split(": ", 1)[1]) for line in out.splitlines() if line.startswith("== replay"))
     assert figures["articles"] == 150 and 0 < figures["statements_per_article"] <= 2
     assert figures["boilerplate_ratio"] > 0 and figures["syndication_bcubed_f1"] > 0.9
+
+
+def test_the_idle_poll_benchmark_times_a_poll_that_finds_nothing_new():
+    script = SCRIPT.parent / "bench_idle_poll.py"
+    out = subprocess.run([sys.executable, str(script), "--feeds", "2", "--entries", "3", "--rounds", "1"],
+                         capture_output=True, text=True, check=True, timeout=300).stdout
+    (figures,) = (json.loads(line.split(": ", 1)[1]) for line in out.splitlines() if line.startswith("== idle poll"))
+    assert figures["feeds"] == 2
+    assert all(figures[name]["cpu"] > 0 for name in ("python -c pass", "poll, all 304", "poll, bodies unchanged"))

@@ -197,6 +197,6 @@ def test_feeds_shows_until_when_a_feed_rests_and_keeps_words_whole(polled_db, ca
     assert error in notes  # wrapped over lines, never cut inside a word
 
 
-def test_a_poll_that_finds_nothing_new_loads_no_clustering_engine(polled_db):
+def test_a_poll_that_finds_nothing_new_loads_neither_the_orm_nor_the_clustering_engine(polled_db):
     code = f"from aggregator.cli import main\nassert main({polled_db!r} + ['poll']) == 0\n"
-    assert _modules_loaded_by(code, also=("numpy", "feedparser", "courlan", "rich")) == ["sqlalchemy", "sqlmodel"]
+    assert _modules_loaded_by(code, also=("numpy", "feedparser", "courlan", "rich")) == []

@@ -108,3 +108,41 @@ def test_candidates_come_most_shared_bands_first_and_at_most_limit():
     assert index.query(query, limit=1) == [7]
     assert index.query(query)[:2] == [7, 500]
     assert index.jaccards(query, [7, 500])[0] == 1.0 and 0.4 < index.jaccards(query, [7, 500])[1] < 0.8
+
+
+@pytest.mark.parametrize("count", [1, 8, 5000])
+def test_signature_is_datasketchs(count):
+    from aggregator.lsh import signature
+
+    hashes = np.random.default_rng(count).integers(0, 2**32, size=count, dtype=np.uint64).astype(np.uint32)
+    permutations = MinHash(num_perm=NUM_PERM, seed=3, scheme="affine32").permutations
+    reference = MinHash(num_perm=NUM_PERM, permutations=permutations, hashfunc=lambda v: v, scheme="affine32")
+    reference.update_batch(hashes)
+    assert (signature(hashes, permutations) == reference.hashvalues).all()
+
+
+def test_values_many_signatures_hold_at_a_position_count_for_no_similarity():
+    from aggregator.lsh import signature
+
+    permutations = MinHash(num_perm=NUM_PERM, seed=3, scheme="affine32").permutations
+    rng = np.random.default_rng(5)
+    sign_off = rng.integers(0, 2**32, size=4, dtype=np.uint64).astype(np.uint32)  # four shingles every text ends with
+
+    def text(size: int) -> np.ndarray:
+        own = rng.integers(0, 2**32, size=size, dtype=np.uint64).astype(np.uint32)
+        return signature(np.concatenate([own, sign_off]), permutations)
+
+    index = MinHashIndex(0.3, NUM_PERM, frequent_min=20, frequent_share=0.01)
+    for key in range(200):
+        index.insert(key, text(10))
+    query = text(10)
+    plain, own_share, shares = index.plain_jaccards(query, [0, 1, 2])
+    raw = index.jaccards(query, [0, 1, 2])
+    assert min(raw) > 0.1  # the sign-off alone makes them look alike...
+    assert max(plain) < 0.05  # ...and nothing else does
+    assert 0.5 < own_share < 0.85 and all(0.5 < share < 0.85 for share in shares)  # 10 of 14 shingles are plain
+    copy = index.signatures[7]
+    assert index.plain_jaccards(copy, [7])[0] == [1.0]
+    for key in range(200):
+        index.remove(key)
+    assert not index._value_counts.any()  # removing gives the counts back
