@@ -191,12 +191,15 @@ def _config(args: argparse.Namespace, required: bool) -> Config | None:
     return config
 
 
+POLLING_COMMANDS = ("run", "poll", "worker")  # they create the database; the other commands open an existing one
+
+
 def _aggregator(args: argparse.Namespace, config_required: bool = False):
     """The commands that poll create the database; the others open an existing one."""
     from .api import Aggregator
 
     config = _database_config(args, config_required)
-    polls = getattr(args, "command", None) in ("run", "poll")
+    polls = getattr(args, "command", None) in POLLING_COMMANDS
     return Aggregator(database=args.database_url, config=config, create=polls)
 
 
@@ -207,7 +210,7 @@ def _database_config(args: argparse.Namespace, config_required: bool) -> Config 
     config = _config(args, config_required)
     for name in getattr(args, "feed", None) or []:  # `poll --feed TYPO` fails before the database is touched
         config.feed(name)
-    polls = getattr(args, "command", None) in ("run", "poll", "worker")
+    polls = getattr(args, "command", None) in POLLING_COMMANDS
     if polls and config is not None and not any(feed.enabled for feed in config.feeds):
         print(f"aggregator: warning: {config.path} lists no enabled feeds: there is nothing to poll", file=sys.stderr)
     args.database_url = resolve_database(getattr(args, "database", None), config)
