@@ -255,6 +255,7 @@ _SIGNAL_TEXT = {
     "shared-terms": ("content words in common", "words"),
     "shared-evidence": ("names and figures of A in B", "names"),
     "hours-apart": ("time apart", "hours"),
+    "semantic-cosine": ("headline meaning (sentence embeddings)", "ratio"),
 }
 
 
@@ -972,6 +973,9 @@ class Clusterer:
         signals.append(Signal("shared-terms", float(len(shared)), float(s.story_min_shared_terms),
                               len(shared) >= s.story_min_shared_terms))
         signals.append(self._evidence_signal(a, b, wb))
+        if a.vector is not None and b.vector is not None:  # the semantic signal, on and both headlines alone
+            similarity = float(a.vector @ b.vector)
+            signals.append(Signal("semantic-cosine", similarity, s.semantic_floor, similarity >= s.semantic_floor))
         gap = abs((a.when - b.when).total_seconds()) / 3600
         window = s.window.total_seconds() / 3600
         signals.append(Signal("hours-apart", gap, window, gap <= window))

@@ -180,3 +180,14 @@ def test_a_file_that_does_not_match_its_pinned_hash_is_refused(monkeypatch):
 @needs_extra
 def test_config_accepts_the_setting_with_the_extra():
     assert parse_config("settings:\n  semantic_clustering: true\nfeeds: []\n").settings.semantic_clustering
+
+
+def test_explain_shows_the_headline_meaning(stand_in):
+    engine = Clusterer(ClusterSettings(semantic=True))
+    stand_in.chosen.update({"Dam fails upstream": _unit(3), "Town evacuated": _unit(3)})
+    signals = engine.compare(engine.features("Dam fails upstream", "", T0), engine.features("Town evacuated", "", T0))
+    (meaning,) = [s for s in signals if s.name == "semantic-cosine"]
+    assert meaning.score == pytest.approx(1.0) and meaning.decided
+    assert "headline meaning" in meaning.describe()
+    assert "semantic-cosine" not in {s.name for s in Clusterer().compare(*(Clusterer().features(t, "", T0)
+                                                                          for t in ("A b", "C d")))}
