@@ -74,10 +74,12 @@ def _verified(data: bytes, expected: str, what: str) -> bytes:
 class Encoder:
     """Sentence vectors (unit length, float32) of all-MiniLM-L6-v2, int8 on onnxruntime; loaded on first use."""
 
-    def __init__(self, batch_size: int = 64, cache_size: int = 20_000, threads: int = 0):
+    def __init__(self, batch_size: int = 64, cache_size: int = 20_000, threads: int = 1):
         self.batch_size = batch_size
         self.cache_size = cache_size
-        self.threads = threads  # onnxruntime's intra-op threads; 0: its default (one per core)
+        # onnxruntime's threads (0: one per core). One, as the rest of the clustering stage: a second thread
+        # measured 1.3x the CPU time per headline, and spinning threads slow a busy machine's other work
+        self.threads = threads
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._session = None
         self._tokenizer = None

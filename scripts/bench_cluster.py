@@ -13,7 +13,8 @@ usage: python scripts/bench_cluster.py [--sizes 10000 100000] [--bench-dir ../sh
   at once; then it saves the engine's snapshot (as the daemon does at shutdown) and times a reload from it.
 - --semantic: the speed with the optional semantic signal on (the 'semantic' extra): headlines are embedded in
   batches as ingest does (prepare), within the time measured; the rate with the embeddings made ahead is the
-  cost of the blend alone.
+  cost of the blend alone. The encoder's own rate is reported too: headlines, and full texts (headline and
+  body, cut at the model's 128 word pieces), from the labelled sets (or the synthetic stream).
 
 The articles are real news when --bench-dir holds the labelled sets: headlines from googlenews-t, full texts
 from syndication-dev, their rows again and again with every word but the everyday ones renamed in each copy.
@@ -269,6 +270,34 @@ def reload_child(n: int, database: str, bench_dir: Path, synthetic: bool) -> dic
             "rss_growth_mib": round(resident - base, 1), "headline_per_s_after_restart": round(rate)}
 
 
+def encoder_child(bench_dir: Path, synthetic: bool) -> dict:
+    """The semantic encoder alone (model loaded first), in its batches: headlines and full texts a second."""
+    from aggregator.semantic import Encoder
+
+    if not synthetic and (bench_dir / HEADLINES).exists() and (bench_dir / FULL_TEXTS).exists():
+        kind = "real news as published"  # renamed copies would cut words into more pieces than real words
+        synd = [json.loads(line) for line in (bench_dir / FULL_TEXTS).open(encoding="utf-8")]
+        gn = [json.loads(line)["title"] for line in (bench_dir / HEADLINES).open(encoding="utf-8")]
+        headlines = {"raw_headlines": list(dict.fromkeys(r["title"] for r in synd)),
+                     "stemmed_headlines": list(dict.fromkeys(gn))[:2000]}
+        texts = list(dict.fromkeys(f"{r['title']}\n{r['text']}" for r in synd if r["text"]))
+    else:
+        gen, kind = stream(bench_dir, synthetic)
+        headlines = {"headlines": list(dict.fromkeys(gen.article(START, False)[0] for _ in range(2000)))}
+        texts = list(dict.fromkeys("\n".join(gen.article(START, True)[:2]) for _ in range(300)))
+    encoder = Encoder(cache_size=0)
+    encoder.encode(["warm up"])
+    rates: dict = {"stream": kind}
+    for name, batch in (*headlines.items(), ("full_texts", texts)):
+        began, cpu = time.perf_counter(), time.process_time()
+        encoder.encode(batch)
+        rates[name] = len(batch)
+        rates[f"{name}_per_s"] = round(len(batch) / (time.perf_counter() - began), 1)
+        # a second of CPU: what the rate is on an idle core, however busy the machine is
+        rates[f"{name}_per_cpu_s"] = round(len(batch) / (time.process_time() - cpu), 1)
+    return rates
+
+
 def run_child(*args: str) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -301,6 +330,8 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "speed":
             result = speed_child(int(rest[0]), args.bench_dir, args.synthetic, args.semantic)
+        elif kind == "encoder":
+            result = encoder_child(args.bench_dir, args.synthetic)
         elif kind == "fill":
             result = fill_child(int(rest[0]), args.bench_dir, args.synthetic, rest[1])
         else:
@@ -311,6 +342,8 @@ def main() -> None:
         quality(args.bench_dir)
     common = ["--bench-dir", str(args.bench_dir)] + (["--synthetic"] if args.synthetic else [])
     common += ["--semantic"] if args.semantic else []
+    if args.semantic:
+        print(f"== semantic encoder: {json.dumps(run_child('--child', 'encoder', *common))}")
     for n in args.sizes:
         if not args.skip_speed:
             speed = run_child("--child", "speed", str(n), *common)
