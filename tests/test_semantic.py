@@ -191,3 +191,18 @@ def test_explain_shows_the_headline_meaning(stand_in):
     assert "headline meaning" in meaning.describe()
     assert "semantic-cosine" not in {s.name for s in Clusterer().compare(*(Clusterer().features(t, "", T0)
                                                                           for t in ("A b", "C d")))}
+
+
+def test_ingest_embeds_a_batch_at_once(stand_in, tmp_path):
+    from aggregator.ingest import Incoming, Ingestor, settings_for
+    from aggregator.store import open_database, session_scope
+
+    engine = open_database(f"sqlite:///{tmp_path}/semantic.db")
+    ingestor = Ingestor(engine, settings_for(3 * 86400, semantic=True))
+    items = [Incoming(source_key="feed", external_id=str(i), source="Outlet", title=title, text="", published=T0)
+             for i, title in enumerate(["Dam fails upstream of town", "Town evacuated as dam fails"])]
+    with session_scope(engine) as session:
+        stored = ingestor.ingest_batch(session, items)
+    assert stand_in.encoded[:2] == ["Dam fails upstream of town", "Town evacuated as dam fails"]
+    assert set(ingestor.clusterer.semantic.articles) == {s.article_id for s in stored}
+    engine.dispose()
