@@ -119,7 +119,7 @@ class Aggregator:
         missing = [i for i, row in ((a, first), (b, second)) if row is None]
         if missing:
             raise ArticleNotFound(missing)
-        ingestor = Ingestor(self.engine, settings_for(self.settings.story_window))
+        ingestor = Ingestor(self.engine, settings_for(self.settings.story_window, self.settings.semantic_clustering))
         ingestor.reload()
         signals = ingestor.clusterer.compare(ingestor.features_of(first), ingestor.features_of(second))
         with Session(self.engine) as session:

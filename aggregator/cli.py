@@ -533,7 +533,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         rows = read_rows(args.file)
         with _progress_bar(len(rows), "replaying", "articles") as progress:
-            report = replay(rows, database=getattr(args, "database", None), window_seconds=window, progress=progress)
+            report = replay(rows, database=getattr(args, "database", None), window_seconds=window, progress=progress,
+                            semantic=bool(config and config.settings.semantic_clustering))
     except (OSError, ReplayError) as exc:
         raise CommandError(_reason(exc, args.file)) from None
     except UnicodeDecodeError as exc:

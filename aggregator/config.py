@@ -231,6 +231,8 @@ class Settings(BaseModel):
     # Private networks feeds may reach (addresses or CIDR); public addresses are always allowed.
     allowed_networks: list[Network] = Field(default_factory=list)
     story_window: float = 3 * 86400
+    # headlines clustered with sentence embeddings too (aggregator.semantic): needs the 'semantic' extra
+    semantic_clustering: bool = False
     preferred_sources: list[str] = Field(default_factory=list)
     web: WebSettings = Field(default_factory=WebSettings)
     email: EmailSettings | None = None
@@ -259,6 +261,18 @@ class Settings(BaseModel):
             return []
         if not isinstance(value, list | tuple):
             raise ValueError(f"expected a list such as [127.0.0.1/32, 192.168.1.0/24], got {value!r}")
+        return value
+
+    @field_validator("semantic_clustering")
+    @classmethod
+    def _semantic_installed(cls, value: bool) -> bool:
+        if value:
+            from .semantic import SemanticUnavailable, check_available
+
+            try:
+                check_available()
+            except SemanticUnavailable as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("poll_interval", "story_window", mode="before")

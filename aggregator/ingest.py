@@ -58,8 +58,8 @@ class Stored:
     decision: Decision
 
 
-def settings_for(window_seconds: float) -> ClusterSettings:
-    return ClusterSettings(window=timedelta(seconds=window_seconds))
+def settings_for(window_seconds: float, semantic: bool = False) -> ClusterSettings:
+    return ClusterSettings(window=timedelta(seconds=window_seconds), semantic=semantic)
 
 
 class Ingestor:
@@ -212,6 +212,9 @@ class Ingestor:
         connection = session.connection()
         known = self._known(connection, items)
         same_url = self._same_urls(connection, items)
+        tick = time.perf_counter()
+        self.clusterer.prepare((item.title, item.text) for item in items)  # the semantic signal's batch, if on
+        self.cluster_seconds += time.perf_counter() - tick
         results: list[Stored | None] = []
         for item in items:
             identity = (item.source_key, item.external_id)

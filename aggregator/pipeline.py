@@ -137,7 +137,8 @@ class Poller:
         if self._ingestor is None:
             from .ingest import Ingestor, settings_for
 
-            ingestor = Ingestor(self.engine, settings_for(self.settings.story_window), self.settings.preferred_sources)
+            settings = settings_for(self.settings.story_window, self.settings.semantic_clustering)
+            ingestor = Ingestor(self.engine, settings, self.settings.preferred_sources)
             ingestor.reload()
             self._ingestor = ingestor
         return self._ingestor

