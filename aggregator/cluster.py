@@ -23,7 +23,7 @@ import gc
 import heapq
 import math
 from collections import Counter, defaultdict, deque
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from .evidence import EventRule, evidence
 from .lsh import MinHashIndex
-from .text import content_hash, evidence, headline_names, shingle_hashes, terms, words
+from .text import content_hash, shingle_hashes, terms, words
 
 if TYPE_CHECKING:
     from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
@@ -356,6 +357,7 @@ class Clusterer:
         self.clock = datetime.min  # the newest article time seen: the window ends here
         # the clock as of each of the last active_arrivals arrivals: tells a timed stream from an untimed one
         self._recent_clock: deque[datetime] = deque(maxlen=s.active_arrivals)
+        self.events = EventRule(s.evidence_min_terms, s.evidence_min_share, self._idf)
 
     # ---- features -------------------------------------------------------------------------------------------
 
@@ -528,34 +530,9 @@ class Clusterer:
             return s.active_story_threshold
         return s.story_threshold
 
-    def _evidence_share(self, names: Iterable[str], other: dict) -> float:
-        """The share of ``names``' IDF weight found among ``other``'s words."""
-        total = shared = 0.0
-        for name in names:
-            weight = self._idf(name)
-            total += weight
-            if name in other:
-                shared += weight
-        return shared / total if total else 1.0
-
-    def _other_event(self, names: Collection[str], story: _Story) -> bool:
-        """Whether an article (or story) naming ``names`` tells another event than ``story``: both name enough
-        names and figures, and next to none of the article's are words of the story (its titles and leads)."""
-        s = self.settings
-        if len(story.evidence) < s.evidence_min_terms or len(names) < s.evidence_min_terms:
-            return False
-        return self._evidence_share(names, story.vector) < s.evidence_min_share
-
     def _tells_other_event(self, feats: Features, story: _Story) -> bool:
-        """Whether the article tells another event than ``story`` by its names and figures (see settings), while
-        its headline is not the story's own (a headline whose names the story all uses is the same event told
-        from another angle, whatever names its body brings)."""
-        return self._other_event(feats.evidence, story) and not self._own_headline(feats.title, story.vector)
-
-    @staticmethod
-    def _own_headline(title: str, words: dict) -> bool:
-        """Whether ``words`` (a story's, an article's) hold every name and figure of the headline."""
-        return all(name in words for name in headline_names(title))
+        """Whether the article tells another event than ``story`` by its names and figures (evidence.EventRule)."""
+        return self.events.tells_other_event(feats.evidence, feats.title, story.evidence, story.vector)
 
     def _converging(self, story_id: int, weights: dict[str, float], when: datetime,
                     names: frozenset[str] = frozenset()) -> tuple[float, int] | None:
@@ -603,12 +580,7 @@ class Clusterer:
 
     def _stories_apart(self, story: _Story, names: frozenset[str], other: _Story) -> bool:
         """Whether two stories (the first with an article naming ``names`` joining it) tell different events."""
-        if len(other.evidence) < self.settings.evidence_min_terms:
-            return False
-        joined = story.evidence | names
-        if len(joined) > len(other.evidence):  # the smaller story's names, looked up in the bigger one's words
-            return self._other_event(other.evidence, story)
-        return self._other_event(joined, other)
+        return self.events.stories_apart(story.evidence | names, story.vector, other.evidence, other.vector)
 
     def _nearest_member(self, weights: dict[str, float], scored,
                         feats: Features | None = None) -> tuple[float, float, int] | None:
@@ -649,7 +621,7 @@ class Clusterer:
         weights = self.weights(feats)
         best: tuple[float, float, int] | None = None  # (cosine over its threshold, cosine, story id)
         scored = self.story_scores(weights, feats.when)
-        named = len(feats.evidence) >= s.evidence_min_terms  # else no story is told apart by names
+        named = self.events.named(feats.evidence)  # else no story is told apart by names
         for score, shared, story_id, coverage in scored:
             story = self.stories[story_id]
             threshold = self._threshold(story, coverage)
@@ -888,15 +860,11 @@ class Clusterer:
 
     def _evidence_signal(self, a: Features, b: Features, wb: dict[str, float]) -> Signal:
         """How much of A's names and figures B's headline and lead use too, as when A meets B's story."""
-        s = self.settings
-        if min(len(a.evidence), len(b.evidence)) < s.evidence_min_terms:
+        compared = self.events.compared(a.evidence, b.evidence, a.title, wb)
+        if compared is None:
             return Signal("shared-evidence", 0.0, None, False)
-        shared = sorted(a.evidence & wb.keys(), key=self._idf, reverse=True)
-        detail = ", ".join(shared[:6]) + (", ..." if len(shared) > 6 else "") if shared else "none"
-        share = self._evidence_share(a.evidence, wb)
-        same_headline = self._own_headline(a.title, wb)
-        return Signal("shared-evidence", share, s.evidence_min_share, share >= s.evidence_min_share or same_headline,
-                      detail)
+        share, detail, decided = compared
+        return Signal("shared-evidence", share, self.settings.evidence_min_share, decided, detail)
 
     def compare(self, a: Features, b: Features) -> list[Signal]:
         """Each signal between two articles, with its score and the threshold it met or missed."""

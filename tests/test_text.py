@@ -3,7 +3,8 @@
 from datetime import datetime, timedelta
 
 from aggregator.cluster import SIGNAL_NEAR, Clusterer
-from aggregator.text import STOPWORDS, evidence, headline_names, shingle_hashes, terms, words
+from aggregator.evidence import evidence, headline_names
+from aggregator.text import STOPWORDS, shingle_hashes, terms, words
 
 T0 = datetime(2026, 3, 1, 8, 0)
 
