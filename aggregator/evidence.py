@@ -25,9 +25,27 @@ def evidence(text: str) -> frozenset[str]:
     """What names an event in ``text``: its proper names and its figures, as terms (lower-cased, stemmed).
 
     Those are the capitalised words that do not start a sentence and the numbers. Only running text says which
-    capitals are names: a headline capitalises every word.
+    capitals are names: a headline capitalises every word, and so does a heading or a headline repeated in the
+    text (a line most of whose words are capitalised gives no names); and a word the text also writes in lower
+    case is a common word, capitalised by a title or for emphasis ("Decoration Ideas", "the decoration").
     """
-    return _names_and_figures(_NAME.finditer(text), text)
+    lines = text.splitlines() if "\n" in text else [text]
+    running = "\n".join(line for line in lines if not _title_case(line))
+    lower = {m.group(0) for m in _LOWER.finditer(text)}
+    names = (m for m in _NAME.finditer(running) if m.group(0).lower() not in lower)
+    return _names_and_figures(names, text)
+
+
+_LOWER = re.compile(r"(?<![^\W_])[a-zß-öø-ÿ][^\W_]*")
+_WORDS = re.compile(r"[^\W\d_]+")
+
+
+def _title_case(line: str, least: int = 4, share: float = 0.6) -> bool:
+    """Whether ``line`` is written like a headline: at least ``least`` words, most of them capitalised."""
+    found = _WORDS.findall(line)
+    if len(found) < least:
+        return False
+    return sum(word[0].isupper() for word in found) >= share * len(found)
 
 
 def headline_names(title: str) -> frozenset[str]:
@@ -59,13 +77,13 @@ class EventRule:
         """Whether ``names`` are enough to tell an event by."""
         return len(names) >= self.min_terms
 
-    def share(self, names: Iterable[str], words: Mapping | Collection[str]) -> float:
-        """The share of ``names``' IDF weight found among ``words`` (1.0 when there are no names)."""
+    def share(self, names: Iterable[str], words: Mapping | Collection[str], other_names: Collection[str] = ()) -> float:
+        """The share of ``names``' IDF weight found among ``words`` or ``other_names`` (1.0 when there are none)."""
         total = shared = 0.0
         for name in names:
             weight = self.idf(name)
             total += weight
-            if name in words:
+            if name in words or name in other_names:
                 shared += weight
         return shared / total if total else 1.0
 
@@ -74,14 +92,17 @@ class EventRule:
         whose titles and leads use ``story_words``."""
         if not (self.named(story_names) and self.named(names)):
             return False
-        return self.share(names, story_words) < self.min_share
+        return self.share(names, story_words, story_names) < self.min_share
 
     def tells_other_event(self, names: Collection[str], title: str, story_names: Collection[str],
                           story_words: Mapping) -> bool:
-        """Whether an article tells another event than the story by its names and figures, while its headline
-        is not the story's own (a headline whose names the story all uses is the same event told from another
-        angle, whatever names its body brings)."""
-        return self.other_event(names, story_names, story_words) and not own_headline(title, story_words)
+        """Whether an article tells another event than the story by its names and figures, unless it is the
+        story's own event told from another angle: its headline's names all words of the story, and its body
+        sharing at least one name with it (a headline alone does not vouch for a body naming nothing in common:
+        two events of one kind are often headed alike)."""
+        if not self.other_event(names, story_names, story_words):
+            return False
+        return not _same_headline(title, names, story_names, story_words)
 
     def stories_apart(self, names: Collection[str], words: Mapping, other_names: Collection[str],
                       other_words: Mapping) -> bool:
@@ -99,10 +120,16 @@ class EventRule:
         whether they may be one event); None when either names too few to tell."""
         if not (self.named(names) and self.named(other_names)):
             return None
-        shared = sorted((n for n in names if n in other_words), key=self.idf, reverse=True)
+        shared = sorted((n for n in names if n in other_words or n in other_names), key=self.idf, reverse=True)
         detail = ", ".join(shared[:6]) + (", ..." if len(shared) > 6 else "") if shared else "none"
-        share = self.share(names, other_words)
-        return share, detail, share >= self.min_share or own_headline(title, other_words)
+        share = self.share(names, other_words, other_names)
+        return share, detail, share >= self.min_share or _same_headline(title, names, other_names, other_words)
+
+
+def _same_headline(title: str, names: Collection[str], story_names: Collection[str], story_words: Mapping) -> bool:
+    """Whether an article heads the story's own event: every name of its headline is a word of the story, and
+    its body names at least one of the story's names or words."""
+    return own_headline(title, story_words) and any(n in story_words or n in story_names for n in names)
 
 
 def own_headline(title: str, words: Mapping | Collection[str]) -> bool:

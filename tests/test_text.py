@@ -84,3 +84,9 @@ def test_headline_names_are_its_capitalised_words_and_figures():
     assert headline_names("Chile earthquake survivors sleep in the streets") == {"chile"}
     assert headline_names("UPDATE 1-Magnitude 6.8 Quake Hits Japan's North") == {"magnitude", "6.8", "quake", "hit",
                                                                                 "japan", "north"}
+
+
+def test_evidence_leaves_out_headings_and_words_the_text_writes_in_lower_case():
+    text = ("Centerpiece Tabletop Decoration Ideas for Fall\nA bowl of gourds makes a fine decoration, said Martha "
+            "Stewart in Boston. Any Decoration works.")
+    assert evidence(text) == {"martha", "stewart", "boston"}
