@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .evidence import EventRule, evidence
+from .evidence import EventRule, evidence, listed
 from .lsh import MinHashIndex
 from .text import content_hash, shingle_hashes, terms, words
 
@@ -310,8 +310,10 @@ class Signal:
     def describe(self) -> str:
         """One line: "time apart: 5.2 h (met: at most 72 h)"."""
         if self.threshold is None:
-            if self._kind in ("skipped", "names"):
+            if self._kind == "skipped":
                 return f"{self.label}: {self.verdict}"
+            if self._kind == "names":
+                return f"{self.label}: {self.value_text} ({self.verdict})"
             return f"{self.label}: {self.value_text}"
         return f"{self.label}: {self.value_text} ({self.verdict} threshold: {self.threshold_text})"
 
@@ -326,12 +328,6 @@ def _dot(a: dict[str, float], b: dict[str, float]) -> float:
 
 def _norm(vector: dict[str, float]) -> float:
     return math.hypot(*vector.values()) or 1.0
-
-
-def _lead(text: str, count: int) -> str:
-    """The first ``count`` words of ``text`` as written (its line breaks kept)."""
-    parts = text.split(None, count)
-    return text[: len(text) - len(parts[-1])] if len(parts) > count else text
 
 
 def _heaviest(vector: dict[str, float], count: int) -> list[str]:
@@ -384,7 +380,7 @@ class Clusterer:
             terms=self._terms(title, body_words),
             minhash=minhash,
             shingle_count=len(hashes),
-            evidence=evidence(_lead(text, s.evidence_words)) if body_words else frozenset(),
+            evidence=evidence(text, s.evidence_words) if body_words else frozenset(),
         )
 
     def _terms(self, title: str, body_words: list[str]) -> Counter:
@@ -863,12 +859,11 @@ class Clusterer:
     # ---- explanation ----------------------------------------------------------------------------------------
 
     def _evidence_signal(self, a: Features, b: Features, wb: dict[str, float]) -> Signal:
-        """How much of A's names and figures B's headline and lead use too, as when A meets B's story."""
-        compared = self.events.compared(a.evidence, b.evidence, a.title, wb)
-        if compared is None:
-            return Signal("shared-evidence", 0.0, None, False)
-        share, detail, decided = compared
-        return Signal("shared-evidence", share, self.settings.evidence_min_share, decided, detail)
+        """How much of A's names and figures B's names and words use too, as when A meets B's story (no
+        threshold when either names too few for the rule to judge)."""
+        share, detail, decided, judged = self.events.compared(a.evidence, b.evidence, a.title, wb)
+        return Signal("shared-evidence", share, self.settings.evidence_min_share if judged else None, decided,
+                      detail)
 
     def compare(self, a: Features, b: Features) -> list[Signal]:
         """Each signal between two articles, with its score and the threshold it met or missed."""
@@ -889,7 +884,8 @@ class Clusterer:
         signals.append(Signal("term-cosine-active-story", cosine, s.active_story_threshold,
                               cosine >= s.active_story_threshold))
         signals.append(Signal("shared-terms", float(len(shared)), float(s.story_min_shared_terms),
-                              len(shared) >= s.story_min_shared_terms))
+                              len(shared) >= s.story_min_shared_terms,
+                              listed(sorted(shared, key=lambda t: (-wa[t] * wb[t], t)))))
         signals.append(self._evidence_signal(a, b, wb))
         gap = abs((a.when - b.when).total_seconds()) / 3600
         window = s.window.total_seconds() / 3600

@@ -8,8 +8,10 @@ What differs is the place, the people, the dates and the numbers. This module sp
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from .text import STOPWORDS, fold, stem
 
@@ -21,8 +23,14 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)*")
 _CAPITALISED = re.compile(r"(?<![^\W_])[A-ZÀ-ÖØ-Þ][^\W_]*(?:['’][^\W_]+)*")
 
 
-def evidence(text: str) -> frozenset[str]:
-    """What names an event in ``text``: its proper names and its figures, as terms (lower-cased, stemmed).
+def evidence(text: str, words: int | None = None) -> frozenset[str]:
+    """What names an event in ``text`` (its first ``words`` words, if given): its proper names and its figures,
+    as terms (lower-cased, stemmed); see :func:`spotted`."""
+    return frozenset(spotted(lead(text, words) if words else text))
+
+
+def spotted(text: str) -> dict[str, str]:
+    """The proper names and figures of ``text``: term -> the word as first written ("preval" -> "Preval").
 
     Those are the capitalised words that do not start a sentence and the numbers. Only running text says which
     capitals are names: a headline capitalises every word, and so does a heading or a headline repeated in the
@@ -32,8 +40,14 @@ def evidence(text: str) -> frozenset[str]:
     lines = text.splitlines() if "\n" in text else [text]
     running = "\n".join(line for line in lines if not _title_case(line))
     lower = {m.group(0) for m in _LOWER.finditer(text)}
-    names = (m for m in _NAME.finditer(running) if m.group(0).lower() not in lower)
+    names = (m.group(0) for m in _NAME.finditer(running) if m.group(0).lower() not in lower)
     return _names_and_figures(names, text)
+
+
+def lead(text: str, count: int) -> str:
+    """The first ``count`` words of ``text`` as written (its line breaks kept)."""
+    parts = text.split(None, count)
+    return text[: len(text) - len(parts[-1])] if len(parts) > count else text
 
 
 _LOWER = re.compile(r"(?<![^\W_])[a-zß-öø-ÿ][^\W_]*")
@@ -51,13 +65,17 @@ def _title_case(line: str, least: int = 4, share: float = 0.6) -> bool:
 def headline_names(title: str) -> frozenset[str]:
     """The words of a headline that may name its event, as terms: every capitalised word (a headline capitalises
     its first word, or all of them) and its numbers."""
-    return _names_and_figures(_CAPITALISED.finditer(title), title)
+    return frozenset(_names_and_figures((m.group(0) for m in _CAPITALISED.finditer(title)), title))
 
 
-def _names_and_figures(names, text: str) -> frozenset[str]:
-    found = {stem(fold(m.group(0)).replace("’", "'")) for m in names}
-    found.update(n for n in _NUMBER.findall(text) if len(n) > 1)
-    return frozenset(t for t in found if len(t) > 1 and t not in STOPWORDS)
+def _names_and_figures(names: Iterable[str], text: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in names:
+        found.setdefault(stem(fold(name).replace("’", "'")), name)
+    for figure in _NUMBER.findall(text):
+        if len(figure) > 1:
+            found.setdefault(figure, figure)
+    return {term: name for term, name in found.items() if len(term) > 1 and term not in STOPWORDS}
 
 
 @dataclass(frozen=True)
@@ -115,15 +133,14 @@ class EventRule:
         return self.other_event(names, other_names, other_words)
 
     def compared(self, names: Collection[str], other_names: Collection[str], title: str,
-                 other_words: Mapping) -> tuple[float, str, bool] | None:
-        """How much of an article's names another article's words use: (share, the shared names rarest first,
-        whether they may be one event); None when either names too few to tell."""
-        if not (self.named(names) and self.named(other_names)):
-            return None
+                 other_words: Mapping) -> tuple[float, str, bool, bool]:
+        """How much of an article's names another article's names and words use: (share, the shared names
+        rarest first, whether they may be one event, whether both name enough names for the rule to judge)."""
         shared = sorted((n for n in names if n in other_words or n in other_names), key=self.idf, reverse=True)
-        detail = ", ".join(shared[:6]) + (", ..." if len(shared) > 6 else "") if shared else "none"
-        share = self.share(names, other_words, other_names)
-        return share, detail, share >= self.min_share or _same_headline(title, names, other_names, other_words)
+        share = self.share(names, other_words, other_names) if names else 0.0
+        judged = self.named(names) and self.named(other_names)
+        same = share >= self.min_share or _same_headline(title, names, other_names, other_words)
+        return share, listed(shared), same or not judged, judged
 
 
 def _same_headline(title: str, names: Collection[str], story_names: Collection[str], story_words: Mapping) -> bool:
@@ -132,6 +149,68 @@ def _same_headline(title: str, names: Collection[str], story_names: Collection[s
     return own_headline(title, story_words) and any(n in story_words or n in story_names for n in names)
 
 
+def listed(items: list[str], most: int = 6) -> str:
+    """``items`` for a person: the first ``most``, then "..." for the rest; "none" for none."""
+    return ", ".join(items[:most]) + (", ..." if len(items) > most else "") if items else "none"
+
+
 def own_headline(title: str, words: Mapping | Collection[str]) -> bool:
     """Whether ``words`` (a story's, an article's) hold every name and figure of the headline."""
     return all(name in words for name in headline_names(title))
+
+
+# ---- what a story is made of (for people) -------------------------------------------------------------------
+
+@dataclass
+class Shared:
+    """A name or word several articles of a story use."""
+
+    term: str
+    shown: str  # as first written ("Port", "Preval", "7.0"; a content word as its term)
+    articles: int  # how many of the story's articles use it
+
+
+@dataclass
+class Makeup:
+    """Why a story's articles are together: the names and figures, and the content words, that several of them
+    use, and how far apart in time they came."""
+
+    names: list[Shared]
+    words: list[Shared]
+    first: datetime | None
+    last: datetime | None
+    articles: int
+    shared_names: dict[int, list[str]] = field(default_factory=dict)  # article id -> names another one uses too
+
+    @property
+    def hours(self) -> float:
+        """Hours between the first article and the last."""
+        return (self.last - self.first).total_seconds() / 3600 if self.first and self.last else 0.0
+
+
+def story_makeup(articles: Iterable[tuple[int, str, str, datetime, Iterable[str]]], words: int = 200,
+                 limit: int = 12) -> Makeup:
+    """What a story is made of, from its articles as (id, title, text, time, content terms of title and lead):
+    the names (spotted in the first ``words`` words of each text) and the content words used by at least two of
+    them, most used first (``limit`` of each), and each article's names that another one uses too."""
+    named: dict[int, dict[str, str]] = {}
+    name_counts: Counter = Counter()
+    word_counts: Counter = Counter()
+    shown: dict[str, str] = {}
+    times = []
+    for article_id, title, text, when, article_terms in articles:
+        times.append(when)
+        names = spotted(lead(text, words)) if text and text.strip() != title.strip() else {}
+        named[article_id] = names
+        name_counts.update(names.keys())
+        for term, name in names.items():
+            shown.setdefault(term, name)
+        word_counts.update(set(article_terms) - names.keys())
+    common = {term for term, count in name_counts.items() if count >= 2}
+    return Makeup(
+        names=[Shared(t, shown[t], c) for t, c in name_counts.most_common() if c >= 2][:limit],
+        words=[Shared(t, t, c) for t, c in word_counts.most_common() if c >= 2][:limit],
+        first=min(times, default=None), last=max(times, default=None), articles=len(times),
+        shared_names={aid: [names[t] for t in sorted(names.keys() & common, key=lambda t: (-name_counts[t], t))][:8]
+                      for aid, names in named.items()},
+    )
