@@ -12,13 +12,13 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from .text import STOPWORDS, fold, stem
 
-# A name: a capitalised word written after a word or a comma and one space, so never the first word of a
-# sentence, a line or a quote (capitalised whatever it is). A figure: digits, maybe with a decimal point, at
-# least two characters ("7.1", "2010", "33"; a lone digit is too common to tell events apart).
-_NAME = re.compile(r"(?<=[^\W_] |, )[A-ZÀ-ÖØ-Þ][^\W_]*(?:['’][^\W_]+)*")
+# A name: a capitalised word written after a word or a comma, so never the first word of a sentence, a line or
+# a quote (capitalised whatever it is). A figure: digits, maybe with a decimal point, at least two characters
+# ("7.1", "2010", "33"; a lone digit is too common to tell events apart).
 _NUMBER = re.compile(r"\d+(?:\.\d+)*")
 _CAPITALISED = re.compile(r"(?<![^\W_])[A-ZÀ-ÖØ-Þ][^\W_]*(?:['’][^\W_]+)*")
 
@@ -37,11 +37,36 @@ def spotted(text: str) -> dict[str, str]:
     text (a line most of whose words are capitalised gives no names); and a word the text also writes in lower
     case is a common word, capitalised by a title or for emphasis ("Decoration Ideas", "the decoration").
     """
-    lines = text.splitlines() if "\n" in text else [text]
-    running = "\n".join(line for line in lines if not _title_case(line))
-    lower = {m.group(0) for m in _LOWER.finditer(text)}
-    names = (m.group(0) for m in _NAME.finditer(running) if m.group(0).lower() not in lower)
-    return _names_and_figures(names, text)
+    lower: set[str] = set()
+    names: list[str] = []
+    for line in text.splitlines() if "\n" in text else (text,):
+        tokens = line.split()
+        found = []
+        letters = capitals = 0
+        after_word = False  # the previous token ends in a letter, a digit or a comma: no sentence starts here
+        for token in tokens:
+            first = token[0]
+            if first.isupper():
+                letters += 1
+                capitals += 1
+                if after_word:
+                    found.append(token)
+            elif first.isalpha():
+                letters += 1
+                lower.add(token.rstrip(_TRAILING))
+            last = token[-1]
+            after_word = last.isalnum() or last == ","
+        if not _TITLE_WORDS[0] <= letters < _TITLE_WORDS[1] or capitals < _TITLE_SHARE * letters:
+            names.extend(found)  # else a heading, or a headline repeated: capitalised whatever its words are
+    found = [match.group(0) for token in names if (match := _WORD_AT.match(token))]
+    return _names_and_figures([name for name in found if name.lower() not in lower], text)
+
+
+# A heading: 4 to 29 words, at least 60 % of them capitalised.
+_TITLE_WORDS = (4, 30)
+_TITLE_SHARE = 0.6
+_TRAILING = ".,;:!?)]}\"'’”…"
+_WORD_AT = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
 
 def lead(text: str, count: int) -> str:
@@ -50,28 +75,21 @@ def lead(text: str, count: int) -> str:
     return text[: len(text) - len(parts[-1])] if len(parts) > count else text
 
 
-_LOWER = re.compile(r"(?<![^\W_])[a-zß-öø-ÿ][^\W_]*")
-_WORDS = re.compile(r"[^\W\d_]+")
-
-
-def _title_case(line: str, least: int = 4, share: float = 0.6) -> bool:
-    """Whether ``line`` is written like a headline: at least ``least`` words, most of them capitalised."""
-    found = _WORDS.findall(line)
-    if len(found) < least:
-        return False
-    return sum(word[0].isupper() for word in found) >= share * len(found)
-
-
 def headline_names(title: str) -> frozenset[str]:
     """The words of a headline that may name its event, as terms: every capitalised word (a headline capitalises
     its first word, or all of them) and its numbers."""
     return frozenset(_names_and_figures((m.group(0) for m in _CAPITALISED.finditer(title)), title))
 
 
+@lru_cache(maxsize=1 << 16)
+def _term(name: str) -> str:
+    return stem(fold(name).replace("’", "'"))
+
+
 def _names_and_figures(names: Iterable[str], text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for name in names:
-        found.setdefault(stem(fold(name).replace("’", "'")), name)
+        found.setdefault(_term(name), name)
     for figure in _NUMBER.findall(text):
         if len(figure) > 1:
             found.setdefault(figure, figure)
