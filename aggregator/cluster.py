@@ -23,7 +23,7 @@ import gc
 import heapq
 import math
 from collections import Counter, defaultdict, deque
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from .evidence import EventRule, evidence, listed
 from .lsh import MinHashIndex, signature
-from .text import content_hash, evidence, headline_names, shingle_hashes, terms, words
+from .text import content_hash, shingle_hashes, terms, words
 
 if TYPE_CHECKING:
     from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
@@ -110,17 +111,21 @@ class ClusterSettings:
     # but with 100,000 articles indexed it cuts the full texts clustered a second from 589 to 220-430 (bigger
     # centroids to compare): the speed goal (500/s) keeps 60.
     lead_words: int = 60
-    # Event evidence: the names and figures of an article's lead (text.evidence). Two events of one kind (two
-    # earthquakes, two arrests) share the words of their kind, and the lexical cosine alone joins them. When an
-    # article and a story both name at least evidence_min_terms names and figures, and less than
-    # evidence_min_share of the article's (by IDF weight) are words of the story (its headlines and leads), they
-    # tell different events and the article does not join (nor do two such stories converge), unless every
-    # name and figure of its headline is a word of the story: its body then tells another part of the same event
-    # (without this, one event told from different parts of its text, synd-parts, drops from 0.987 to 0.963).
-    # Measured by scripts/eval_variants.py: twin events 0.862 -> 0.889, every other set unchanged. Headline-only
-    # articles carry no evidence (a headline capitalises every word), so headline streams are unaffected.
+    # Event evidence (aggregator/evidence.py): the names and figures of an article's first evidence_words words.
+    # Two events of one kind (two earthquakes, two arrests) share the words of their kind, and the lexical cosine
+    # alone joins them. When an article and a story both name at least evidence_min_terms names and figures, and
+    # less than evidence_min_share of the article's (by IDF weight) are names or words of the story, they tell
+    # different events and the article does not join (nor do two such stories converge), unless every name and
+    # figure of its headline is a word of the story and its body shares at least one name with it: another part
+    # of the same event. Measured by scripts/eval_variants.py (untimed full texts): over 200 words instead of
+    # the 60 of the lead, with headings left out and that escape needing a shared name, twin events of one kind
+    # 0.889 -> 0.946; one event told from disjoint parts of its text 0.987 -> 0.975 and real events of one kind
+    # told by several outlets 0.938 -> 0.931 (list pages whose parts name nothing in common); the others hold.
+    # Headline-only articles carry no evidence (a headline capitalises every word): headline streams unaffected.
+    # Spotting names is one pass over those words, once per article (about 0.1 ms, less than 60 words cost before).
     evidence_min_terms: int = 3
     evidence_min_share: float = 0.1
+    evidence_words: int = 200
     title_weight: float = 2.0
     window: timedelta = timedelta(days=3)
     # News about one event clusters in time: when articles carry real times, a cosine with a story (and between
@@ -175,7 +180,7 @@ class Features:
     terms: Counter  # term -> weighted count (title counted title_weight times)
     minhash: MinHash | None
     shingle_count: int
-    evidence: frozenset[str] = frozenset()  # names and figures of the lead (text.evidence): empty for a headline
+    evidence: frozenset[str] = frozenset()  # names and figures of its first words (evidence.py): none for a headline
     vector: np.ndarray | None = field(default=None, repr=False, compare=False)  # sentence embedding (semantic)
     # (engine arrival clock, weights): the TF-IDF weights as of that clock, reused while nothing was added
     cached_weights: tuple[int, dict[str, float]] | None = field(default=None, repr=False, compare=False)
@@ -228,7 +233,7 @@ class _Story:
     # centroid, so a long-running story's vector stays the size of its open coverage. None: not counted yet
     # (a restart leaves it to the first time it is needed, see Clusterer._term_counts)
     counts: Counter | None = field(default_factory=Counter)
-    # the names and figures its articles name (text.evidence). Not stored (recomputing it needs every text): a
+    # the names and figures its articles name (evidence.py). Not stored (recomputing it needs every text): a
     # story read back at a restart starts empty, and keeps no article out until new articles name enough
     evidence: set[str] = field(default_factory=set)
 
@@ -317,8 +322,10 @@ class Signal:
     def describe(self) -> str:
         """One line: "time apart: 5.2 h (met: at most 72 h)"."""
         if self.threshold is None:
-            if self._kind in ("skipped", "names"):
+            if self._kind == "skipped":
                 return f"{self.label}: {self.verdict}"
+            if self._kind == "names":
+                return f"{self.label}: {self.value_text} ({self.verdict})"
             return f"{self.label}: {self.value_text}"
         return f"{self.label}: {self.value_text} ({self.verdict} threshold: {self.threshold_text})"
 
@@ -333,12 +340,6 @@ def _dot(a: dict[str, float], b: dict[str, float]) -> float:
 
 def _norm(vector: dict[str, float]) -> float:
     return math.hypot(*vector.values()) or 1.0
-
-
-def _lead(text: str, count: int) -> str:
-    """The first ``count`` words of ``text`` as written (its line breaks kept)."""
-    parts = text.split(None, count)
-    return text[: len(text) - len(parts[-1])] if len(parts) > count else text
 
 
 def _containment_of(jaccard: float, size: float, other_size: float) -> float:
@@ -380,6 +381,7 @@ class Clusterer:
 
             check_available()
             self.semantic = StoryVectors()
+        self.events = EventRule(s.evidence_min_terms, s.evidence_min_share, self._idf)
 
     # ---- features -------------------------------------------------------------------------------------------
 
@@ -398,7 +400,7 @@ class Clusterer:
             terms=self._terms(title, body_words),
             minhash=minhash,
             shingle_count=len(hashes),
-            evidence=evidence(_lead(text, s.lead_words)) if body_words else frozenset(),
+            evidence=evidence(text, s.evidence_words) if body_words else frozenset(),
             vector=self._embedding(title) if s.semantic and not body_words else None,
         )
 
@@ -564,34 +566,9 @@ class Clusterer:
             return s.active_story_threshold
         return s.story_threshold
 
-    def _evidence_share(self, names: Iterable[str], other: dict) -> float:
-        """The share of ``names``' IDF weight found among ``other``'s words."""
-        total = shared = 0.0
-        for name in names:
-            weight = self._idf(name)
-            total += weight
-            if name in other:
-                shared += weight
-        return shared / total if total else 1.0
-
-    def _other_event(self, names: Collection[str], story: _Story) -> bool:
-        """Whether an article (or story) naming ``names`` tells another event than ``story``: both name enough
-        names and figures, and next to none of the article's are words of the story (its titles and leads)."""
-        s = self.settings
-        if len(story.evidence) < s.evidence_min_terms or len(names) < s.evidence_min_terms:
-            return False
-        return self._evidence_share(names, story.vector) < s.evidence_min_share
-
     def _tells_other_event(self, feats: Features, story: _Story) -> bool:
-        """Whether the article tells another event than ``story`` by its names and figures (see settings), while
-        its headline is not the story's own (a headline whose names the story all uses is the same event told
-        from another angle, whatever names its body brings)."""
-        return self._other_event(feats.evidence, story) and not self._own_headline(feats.title, story.vector)
-
-    @staticmethod
-    def _own_headline(title: str, words: dict) -> bool:
-        """Whether ``words`` (a story's, an article's) hold every name and figure of the headline."""
-        return all(name in words for name in headline_names(title))
+        """Whether the article tells another event than ``story`` by its names and figures (evidence.EventRule)."""
+        return self.events.tells_other_event(feats.evidence, feats.title, story.evidence, story.vector)
 
     def _converging(self, story_id: int, weights: dict[str, float], when: datetime,
                     names: frozenset[str] = frozenset()) -> tuple[float, int] | None:
@@ -639,12 +616,7 @@ class Clusterer:
 
     def _stories_apart(self, story: _Story, names: frozenset[str], other: _Story) -> bool:
         """Whether two stories (the first with an article naming ``names`` joining it) tell different events."""
-        if len(other.evidence) < self.settings.evidence_min_terms:
-            return False
-        joined = story.evidence | names
-        if len(joined) > len(other.evidence):  # the smaller story's names, looked up in the bigger one's words
-            return self._other_event(other.evidence, story)
-        return self._other_event(joined, other)
+        return self.events.stories_apart(story.evidence | names, story.vector, other.evidence, other.vector)
 
     def _nearest_member(self, weights: dict[str, float], scored,
                         feats: Features | None = None) -> tuple[float, float, int] | None:
@@ -693,7 +665,7 @@ class Clusterer:
         weights = self.weights(feats)
         best: tuple[float, float, int] | None = None  # (cosine over its threshold, cosine, story id)
         scored = self.story_scores(weights, feats.when)
-        named = len(feats.evidence) >= s.evidence_min_terms  # else no story is told apart by names
+        named = self.events.named(feats.evidence)  # else no story is told apart by names
         for score, shared, story_id, coverage in scored:
             story = self.stories[story_id]
             threshold = self._threshold(story, coverage)
@@ -941,15 +913,10 @@ class Clusterer:
     # ---- explanation ----------------------------------------------------------------------------------------
 
     def _evidence_signal(self, a: Features, b: Features, wb: dict[str, float]) -> Signal:
-        """How much of A's names and figures B's headline and lead use too, as when A meets B's story."""
-        s = self.settings
-        if min(len(a.evidence), len(b.evidence)) < s.evidence_min_terms:
-            return Signal("shared-evidence", 0.0, None, False)
-        shared = sorted(a.evidence & wb.keys(), key=self._idf, reverse=True)
-        detail = ", ".join(shared[:6]) + (", ..." if len(shared) > 6 else "") if shared else "none"
-        share = self._evidence_share(a.evidence, wb)
-        same_headline = self._own_headline(a.title, wb)
-        return Signal("shared-evidence", share, s.evidence_min_share, share >= s.evidence_min_share or same_headline,
+        """How much of A's names and figures B's names and words use too, as when A meets B's story (no
+        threshold when either names too few for the rule to judge)."""
+        share, detail, decided, judged = self.events.compared(a.evidence, b.evidence, a.title, wb)
+        return Signal("shared-evidence", share, self.settings.evidence_min_share if judged else None, decided,
                       detail)
 
     def compare(self, a: Features, b: Features) -> list[Signal]:
@@ -973,7 +940,8 @@ class Clusterer:
         signals.append(Signal("term-cosine-active-story", cosine, s.active_story_threshold,
                               cosine >= s.active_story_threshold))
         signals.append(Signal("shared-terms", float(len(shared)), float(s.story_min_shared_terms),
-                              len(shared) >= s.story_min_shared_terms))
+                              len(shared) >= s.story_min_shared_terms,
+                              listed(sorted(shared, key=lambda t: (-wa[t] * wb[t], t)))))
         signals.append(self._evidence_signal(a, b, wb))
         if a.vector is not None and b.vector is not None:  # the semantic signal, on and both headlines alone
             similarity = float(a.vector @ b.vector)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_
@@ -13,6 +14,9 @@ from sqlmodel import Session, select
 
 from .extract import lead_sentence
 from .models import Article, Feed, Story
+
+if TYPE_CHECKING:
+    from .evidence import Makeup
 
 
 @dataclass
@@ -74,6 +78,7 @@ class StoryDetail:
     story: StoryEntry
     articles: list[ArticleView]
     merged_from: list[int] = field(default_factory=list)
+    makeup: Makeup | None = None  # the names and words its articles share, and their time apart
 
 
 @dataclass
@@ -247,7 +252,16 @@ def get_story(engine: Engine, story_id: int) -> StoryDetail | None:
             )
             for a in sorted(articles, key=lambda a: (_when(a), a.id))
         ]
-        return StoryDetail(_entry(story, articles), views, merged)
+        return StoryDetail(_entry(story, articles), views, merged, makeup_of(articles))
+
+
+def makeup_of(articles: list[Article]) -> Makeup:
+    """What a story's articles share (evidence.story_makeup), from their stored texts and terms."""
+    from .evidence import story_makeup  # with the text tools, numpy: not for a command that shows no story
+    from .text import terms
+
+    return story_makeup((a.id, a.title, a.text, _when(a), (a.terms or "").split() or terms(a.title))
+                        for a in sorted(articles, key=lambda a: (_when(a), a.id)))
 
 
 def day_bounds(day: date, tz: str = "UTC") -> tuple[datetime, datetime]:

@@ -96,38 +96,6 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _is_cjk(w))]
 
 
-# A name: a capitalised word written after a word or a comma and one space, so never the first word of a
-# sentence, a line or a quote (capitalised whatever it is). A figure: digits, maybe with a decimal point, at
-# least two characters ("7.1", "2010", "33"; a lone digit is too common to tell events apart).
-_NAME = re.compile(r"(?<=[^\W_] |, )[A-ZÀ-ÖØ-Þ][^\W_]*(?:['’][^\W_]+)*")
-_NUMBER = re.compile(r"\d+(?:\.\d+)*")
-
-
-def evidence(text: str) -> frozenset[str]:
-    """What names an event in ``text``: its proper names and its figures, as terms (lower-cased, stemmed).
-
-    Two earthquakes, two arrests of one celebrity, share the words of their kind and differ in the place, the
-    people, the date and the numbers; those are the capitalised words that do not start a sentence and the
-    numbers. Only running text says which capitals are names: a headline capitalises every word.
-    """
-    return _names_and_figures(_NAME.finditer(text), text)
-
-
-def _names_and_figures(names, text: str) -> frozenset[str]:
-    found = {stem(fold(m.group(0)).replace("’", "'")) for m in names}
-    found.update(n for n in _NUMBER.findall(text) if len(n) > 1)
-    return frozenset(t for t in found if len(t) > 1 and t not in STOPWORDS)
-
-
-_CAPITALISED = re.compile(r"(?<![^\W_])[A-ZÀ-ÖØ-Þ][^\W_]*(?:['’][^\W_]+)*")
-
-
-def headline_names(title: str) -> frozenset[str]:
-    """The words of a headline that may name its event, as terms: every capitalised word (a headline capitalises
-    its first word, or all of them) and its numbers."""
-    return _names_and_figures(_CAPITALISED.finditer(title), title)
-
-
 def shingle_hashes(tokens: list[str], size: int) -> np.ndarray:
     """Distinct 32-bit hashes of the word ``size``-grams of ``tokens`` (of the whole text when it is shorter).
 

@@ -22,6 +22,11 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
   times, each subject's articles arriving together: different events of one kind, told in full texts;
 - twins: harder: two events of one kind from each long syndication-dev article (its halves, the second with
   other names and figures; see ``twins``), each told by several outlets, untimed;
+- kinds: real events of one kind, each told by independent outlets: the syndication-dev pages grouped by the
+  kind of event they report (``KINDS``), each page one event told by two or three articles made of disjoint
+  parts of its paragraphs (not copies: nothing for the near-duplicate check), headed by the page's headline, the
+  headline with a word dropped, or the page's first sentence (as an outlet that heads the event in its own words);
+  untimed, each kind's articles arriving together (see ``kinds``);
 - synd-titles: its headlines alone (raw, as outlets write them), shuffled, untimed;
 - synd-parts: the other way round: each syndication-dev story's articles tell one event from different parts of
   the text (disjoint, interleaved paragraphs, the headline kept), shuffled, untimed: what must not split.
@@ -70,7 +75,25 @@ SUBJECTS = {
                        "sitepoint.com1", "theatlantic.com2"],
     "airasia": ["reuters.com2", "reuters.com3", "telegraph.co.uk1", "theglobeandmail.com1"],
 }
-ONE_STORY = {"airasia"}  # one event covered by several outlets: one story, whatever the page
+ONE_STORY = {"airasia"}
+
+# Pages of syndication-dev grouped by the kind of event they report, each page one event, the groups made by
+# reading each page's headline and text: different events of one kind, where possible of one subject (two
+# governors, two Ebola scares, three Taylor Swift items, two Monday market reports, two crimes in court).
+KINDS = {
+    "crime": ["foxnews.com2", "pe.com1", "oregonlive.com2", "nydailynews.com1", "mlive.com1"],
+    "markets": ["247wallst.com1", "247wallst.com2", "reuters.com1", "huffingtonpost.com1"],
+    "economy-outlook": ["theglobeandmail.com2", "pewresearch.org2", "bloomberg.com1"],
+    "air-travel": ["mashable.com2", "reuters.com2"],
+    "celebrity-couples": ["ok.co.uk1", "vanityfair.com1", "graziadaily.co.uk2"],
+    "taylor-swift": ["self.com1", "thedebrief.co.uk1", "thedebrief.co.uk2"],
+    "football": ["al.com1", "mlive.com2", "dallasnews.com2"],
+    "ebola": ["reuters.com4", "uproxx.com1"],
+    "governors": ["nj.com1", "businessweek.com2"],
+    "obama-policy": ["pewresearch.org1", "usnews.com1"],
+    "year-2014-culture": ["flavorwire.com1", "flavorwire.com2", "theatlantic.com2"],
+    "books-and-film": ["nypost.com1", "foxnews.com1"],
+}  # one event covered by several outlets: one story, whatever the page
 
 # name -> (setting overrides, engine rules switched off)
 CONFIGS: dict[str, tuple[dict, frozenset]] = {
@@ -94,6 +117,7 @@ CONFIGS: dict[str, tuple[dict, frozenset]] = {
     "title_weight=1": ({"title_weight": 1.0}, frozenset()),
     "lead_words=30": ({"lead_words": 30}, frozenset()),
     "lead_words=120": ({"lead_words": 120}, frozenset()),
+    "evidence_words=60": ({"evidence_words": 60}, frozenset()),
     "no-event-evidence": ({"evidence_min_terms": 10**6}, frozenset()),
     "no-time-decay": ({"time_half_life": timedelta(0)}, frozenset()),
     # the optional semantic signal (pip install 'aggregator[semantic]'); left out of a run of every configuration
@@ -232,6 +256,52 @@ def parts(rows: list[dict], seed: int = 1) -> list[dict]:
     return shuffled(out, seed)
 
 
+_DATELINE = re.compile(r"^[A-Z][A-Z .,]+(?:\([A-Za-z]+\))?\s*(?:-|—|--)\s*")
+
+
+def _lede_headline(text: str, most: int = 12, least: int = 6) -> str:
+    """An outlet's own headline for a text: its first sentence (dateline dropped; at least ``least`` words, so
+    "U.S." ends none), cut to ``most`` words."""
+    words = _DATELINE.sub("", text.strip()).split()[:most]
+    end = next((i + 1 for i, word in enumerate(words) if i + 1 >= least and word.endswith((".", "!", "?"))), most)
+    return " ".join(words[:end]).rstrip(".,;:")
+
+
+def kinds(rows: list[dict], seed: int = 1) -> list[dict]:
+    """Real events of one kind (``KINDS``), each told by two or three outlets in their own words, untimed.
+
+    Each page's paragraphs are dealt out to its articles (the k-th of n gets every n-th from the k-th on), so
+    the articles of one event share its names and subject but no sentence; the first keeps the page's
+    headline, the second drops its last word, the third is headed by the page's first sentence (an outlet's
+    own headline for the event). Each kind's articles arrive together, shuffled.
+    """
+    rng = random.Random(seed)
+    originals = {row["story"]: row for row in rows if row["id"].endswith("-0")}
+    out = []
+    for pages in KINDS.values():
+        block = []
+        for page in pages:
+            base = originals.get(page)
+            pars = _paragraphs(base["text"] or "") if base else []
+            if len(pars) < 4:
+                continue
+            count = 3 if len(pars) >= 6 else 2
+            for k in range(count):
+                text = "\n\n".join(pars[k::count])
+                if k == 0:
+                    title = base["title"]
+                elif k == 1:
+                    words = base["title"].split()
+                    title = " ".join(words[:-1] if len(words) > 4 else words)  # an outlet cuts its tail
+                else:
+                    title = _lede_headline(base["text"])
+                block.append({"id": f"{page}/{k}", "title": title, "text": text, "published": None,
+                              "source": f"Outlet {k}", "url": None, "story": page})
+        rng.shuffle(block)
+        out.extend(block)
+    return out
+
+
 def load(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
@@ -255,6 +325,7 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["samekind"] = same_kind(synd)
         sets["twins"] = twins(synd)
         sets["synd-parts"] = parts(synd)
+        sets["kinds"] = kinds(synd)
         sets["synd-titles"] = [{**row, "text": None} for row in sets["synd-untimed"]]
     return sets
 

@@ -392,14 +392,18 @@ def test_two_quakes_naming_different_places_stay_apart():
     assert stream.story_of[haiti[0]] == stream.story_of[chile[0]]
 
 
-def test_a_headline_the_story_already_uses_joins_whatever_names_its_body_gives():
-    # another part of the same report: the same headline, a body naming other people
+def test_a_headline_the_story_already_uses_joins_when_its_body_shares_a_name():
+    # another part of the same report: the same headline, a body naming other people and the story's capital
     text = ("Doctors Without Borders flew 40 surgeons from Miami to help survivors of the earthquake, as hospitals "
             "were overwhelmed and rescue teams searched collapsed homes through the night while aftershocks shook "
             "the region.")
     stream, haiti, _ = _quakes()
-    _, decision = stream.push(HAITI[2][0], text)
+    _, decision = stream.push(HAITI[2][0], text.replace("earthquake", "earthquake in Port-au-Prince"))
     assert decision.story_id == stream.story_of[haiti[0]]
+    # the same headline over a body naming nothing the story names: two events of one kind headed alike
+    stream, haiti, _ = _quakes()
+    _, decision = stream.push(HAITI[2][0], text)
+    assert decision.story_id != stream.story_of[haiti[0]]
     # a headline naming a place the story does not name is another event's
     stream, haiti, _ = _quakes()
     _, decision = stream.push(HAITI[2][0] + " of Jacmel", text)

@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 
 from aggregator.cluster import SIGNAL_NEAR, Clusterer
-from aggregator.text import STOPWORDS, evidence, headline_names, shingle_hashes, terms, words
+from aggregator.text import STOPWORDS, shingle_hashes, terms, words
 
 T0 = datetime(2026, 3, 1, 8, 0)
 
@@ -69,17 +69,3 @@ def test_german_french_spanish_and_russian_terms_drop_function_words():
 def test_accented_and_compatibility_forms_fold_alike():
     assert words("ÉCOLE ﬁnale") == ["école", "finale"]
     assert words("Ｔｏｋｙｏ　２０２４") == ["tokyo", "2024"]
-
-
-def test_evidence_is_the_names_and_figures_of_running_text():
-    text = ("Rescuers reached Port-au-Prince on Tuesday, a day after the 7.0 quake. Officials of the Red Cross said "
-            "230 died.\nThe airport reopened. \"We need help,\" said Rene Preval in 2010, 3 hours later.")
-    assert evidence(text) == {"port", "tuesday", "7.0", "red", "cross", "230", "rene", "preval", "2010"}
-    # the first word of a sentence, a line or a quote is capitalised whatever it is; a lone digit is no figure
-    assert not evidence("Officials said. The airport reopened.\nRescuers came. \"We\" left 3 days later.")
-
-
-def test_headline_names_are_its_capitalised_words_and_figures():
-    assert headline_names("Chile earthquake survivors sleep in the streets") == {"chile"}
-    assert headline_names("UPDATE 1-Magnitude 6.8 Quake Hits Japan's North") == {"magnitude", "6.8", "quake", "hit",
-                                                                                "japan", "north"}

@@ -117,6 +117,15 @@ def test_a_story_page_folds_copies_shows_signals_and_a_timeline(client, data):
     assert page.count('rel="noopener noreferrer nofollow"') >= 4
 
 
+def test_a_story_page_shows_what_holds_it_together(client, data):
+    page = client.get(f"/stories/{data.summit_story}").text
+    assert "What holds it together" in page
+    makeup = page[page.index("What holds it together"):page.index("<h2>Coverage")]
+    assert re.search(r"Budapest <span class=\"meta\">×4</span>", makeup)  # three reports and a copy name it
+    assert "summit" in makeup and re.search(r"\d+\.\d h from the first article to the last", makeup)
+    assert "names in common: Budapest" in page
+
+
 def test_a_merged_story_redirects_to_the_survivor_and_bad_ids_are_404_pages(client, data):
     response = client.get(f"/stories/{data.merged_story}", follow_redirects=False)
     assert response.status_code == 301

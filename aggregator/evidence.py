@@ -1,0 +1,234 @@
+"""Event evidence: the names and figures that tell one event from another of the same kind.
+
+Two earthquakes, two arrests of one celebrity, share the words of their kind; a lexical similarity joins them.
+What differs is the place, the people, the dates and the numbers. This module spots those in running text
+(once per article) and judges, from the names an article and a story name, whether they tell different events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+
+from .text import STOPWORDS, fold, stem
+
+# A name: a capitalised word written after a word or a comma, so never the first word of a sentence, a line or
+# a quote (capitalised whatever it is). A figure: digits, maybe with a decimal point, at least two characters
+# ("7.1", "2010", "33"; a lone digit is too common to tell events apart).
+_NUMBER = re.compile(r"\d+(?:\.\d+)*")
+_CAPITALISED = re.compile(r"(?<![^\W_])[A-ZÀ-ÖØ-Þ][^\W_]*(?:['’][^\W_]+)*")
+
+
+def evidence(text: str, words: int | None = None) -> frozenset[str]:
+    """What names an event in ``text`` (its first ``words`` words, if given): its proper names and its figures,
+    as terms (lower-cased, stemmed); see :func:`spotted`."""
+    return frozenset(spotted(lead(text, words) if words else text))
+
+
+def spotted(text: str) -> dict[str, str]:
+    """The proper names and figures of ``text``: term -> the word as first written ("preval" -> "Preval").
+
+    Those are the capitalised words that do not start a sentence and the numbers. Only running text says which
+    capitals are names: a headline capitalises every word, and so does a heading or a headline repeated in the
+    text (a line most of whose words are capitalised gives no names); and a word the text also writes in lower
+    case is a common word, capitalised by a title or for emphasis ("Decoration Ideas", "the decoration").
+    """
+    lower: set[str] = set()
+    names: list[str] = []
+    for line in text.splitlines() if "\n" in text else (text,):
+        tokens = line.split()
+        found = []
+        letters = capitals = 0
+        after_word = False  # the previous token ends in a letter, a digit or a comma: no sentence starts here
+        for token in tokens:
+            first = token[0]
+            if first.isupper():
+                letters += 1
+                capitals += 1
+                if after_word:
+                    found.append(token)
+            elif first.isalpha():
+                letters += 1
+                lower.add(token.rstrip(_TRAILING))
+            last = token[-1]
+            after_word = last.isalnum() or last == ","
+        if not _TITLE_WORDS[0] <= letters < _TITLE_WORDS[1] or capitals < _TITLE_SHARE * letters:
+            names.extend(found)  # else a heading, or a headline repeated: capitalised whatever its words are
+    found = [match.group(0) for token in names if (match := _WORD_AT.match(token))]
+    return _names_and_figures([name for name in found if name.lower() not in lower], text)
+
+
+# A heading: 4 to 29 words, at least 60 % of them capitalised.
+_TITLE_WORDS = (4, 30)
+_TITLE_SHARE = 0.6
+_TRAILING = ".,;:!?)]}\"'’”…"
+_WORD_AT = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+def lead(text: str, count: int) -> str:
+    """The first ``count`` words of ``text`` as written (its line breaks kept)."""
+    parts = text.split(None, count)
+    return text[: len(text) - len(parts[-1])] if len(parts) > count else text
+
+
+def headline_names(title: str) -> frozenset[str]:
+    """The words of a headline that may name its event, as terms: every capitalised word (a headline capitalises
+    its first word, or all of them) and its numbers."""
+    return frozenset(_names_and_figures((m.group(0) for m in _CAPITALISED.finditer(title)), title))
+
+
+@lru_cache(maxsize=1 << 16)
+def _term(name: str) -> str:
+    return stem(fold(name).replace("’", "'"))
+
+
+def _names_and_figures(names: Iterable[str], text: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in names:
+        found.setdefault(_term(name), name)
+    for figure in _NUMBER.findall(text):
+        if len(figure) > 1:
+            found.setdefault(figure, figure)
+    return {term: name for term, name in found.items() if len(term) > 1 and term not in STOPWORDS}
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """When an article (or a story) and a story tell different events: both name at least ``min_terms`` names
+    and figures, and less than ``min_share`` of the article's (by IDF weight) are words of the story.
+
+    ``idf`` weighs a term by its rarity in the open window: a rare name says more about the event than a common
+    one.
+    """
+
+    min_terms: int
+    min_share: float
+    idf: Callable[[str], float]
+
+    def named(self, names: Collection[str]) -> bool:
+        """Whether ``names`` are enough to tell an event by."""
+        return len(names) >= self.min_terms
+
+    def share(self, names: Iterable[str], words: Mapping | Collection[str], other_names: Collection[str] = ()) -> float:
+        """The share of ``names``' IDF weight found among ``words`` or ``other_names`` (1.0 when there are none)."""
+        total = shared = 0.0
+        for name in names:
+            weight = self.idf(name)
+            total += weight
+            if name in words or name in other_names:
+                shared += weight
+        return shared / total if total else 1.0
+
+    def other_event(self, names: Collection[str], story_names: Collection[str], story_words: Mapping) -> bool:
+        """Whether an article (or story) naming ``names`` tells another event than a story naming ``story_names``
+        whose titles and leads use ``story_words``."""
+        if not (self.named(story_names) and self.named(names)):
+            return False
+        return self.share(names, story_words, story_names) < self.min_share
+
+    def tells_other_event(self, names: Collection[str], title: str, story_names: Collection[str],
+                          story_words: Mapping) -> bool:
+        """Whether an article tells another event than the story by its names and figures, unless it is the
+        story's own event told from another angle: its headline's names all words of the story, and its body
+        sharing at least one name with it (a headline alone does not vouch for a body naming nothing in common:
+        two events of one kind are often headed alike)."""
+        if not self.other_event(names, story_names, story_words):
+            return False
+        return not _same_headline(title, names, story_names, story_words)
+
+    def stories_apart(self, names: Collection[str], words: Mapping, other_names: Collection[str],
+                      other_words: Mapping) -> bool:
+        """Whether two stories (names and words of each) tell different events: the smaller one's names are
+        looked up in the bigger one's words."""
+        if not self.named(other_names):
+            return False
+        if len(names) > len(other_names):
+            return self.other_event(other_names, names, words)
+        return self.other_event(names, other_names, other_words)
+
+    def compared(self, names: Collection[str], other_names: Collection[str], title: str,
+                 other_words: Mapping) -> tuple[float, str, bool, bool]:
+        """How much of an article's names another article's names and words use: (share, the shared names
+        rarest first, whether they may be one event, whether both name enough names for the rule to judge)."""
+        shared = sorted((n for n in names if n in other_words or n in other_names), key=self.idf, reverse=True)
+        share = self.share(names, other_words, other_names) if names else 0.0
+        judged = self.named(names) and self.named(other_names)
+        same = share >= self.min_share or _same_headline(title, names, other_names, other_words)
+        return share, listed(shared), same or not judged, judged
+
+
+def _same_headline(title: str, names: Collection[str], story_names: Collection[str], story_words: Mapping) -> bool:
+    """Whether an article heads the story's own event: every name of its headline is a word of the story, and
+    its body names at least one of the story's names or words."""
+    return own_headline(title, story_words) and any(n in story_words or n in story_names for n in names)
+
+
+def listed(items: list[str], most: int = 6) -> str:
+    """``items`` for a person: the first ``most``, then "..." for the rest; "none" for none."""
+    return ", ".join(items[:most]) + (", ..." if len(items) > most else "") if items else "none"
+
+
+def own_headline(title: str, words: Mapping | Collection[str]) -> bool:
+    """Whether ``words`` (a story's, an article's) hold every name and figure of the headline."""
+    return all(name in words for name in headline_names(title))
+
+
+# ---- what a story is made of (for people) -------------------------------------------------------------------
+
+@dataclass
+class Shared:
+    """A name or word several articles of a story use."""
+
+    term: str
+    shown: str  # as first written ("Port", "Preval", "7.0"; a content word as its term)
+    articles: int  # how many of the story's articles use it
+
+
+@dataclass
+class Makeup:
+    """Why a story's articles are together: the names and figures, and the content words, that several of them
+    use, and how far apart in time they came."""
+
+    names: list[Shared]
+    words: list[Shared]
+    first: datetime | None
+    last: datetime | None
+    articles: int
+    shared_names: dict[int, list[str]] = field(default_factory=dict)  # article id -> names another one uses too
+
+    @property
+    def hours(self) -> float:
+        """Hours between the first article and the last."""
+        return (self.last - self.first).total_seconds() / 3600 if self.first and self.last else 0.0
+
+
+def story_makeup(articles: Iterable[tuple[int, str, str, datetime, Iterable[str]]], words: int = 200,
+                 limit: int = 12) -> Makeup:
+    """What a story is made of, from its articles as (id, title, text, time, content terms of title and lead):
+    the names (spotted in the first ``words`` words of each text) and the content words used by at least two of
+    them, most used first (``limit`` of each), and each article's names that another one uses too."""
+    named: dict[int, dict[str, str]] = {}
+    name_counts: Counter = Counter()
+    word_counts: Counter = Counter()
+    shown: dict[str, str] = {}
+    times = []
+    for article_id, title, text, when, article_terms in articles:
+        times.append(when)
+        names = spotted(lead(text, words)) if text and text.strip() != title.strip() else {}
+        named[article_id] = names
+        name_counts.update(names.keys())
+        for term, name in names.items():
+            shown.setdefault(term, name)
+        word_counts.update(set(article_terms) - names.keys())
+    common = {term for term, count in name_counts.items() if count >= 2}
+    return Makeup(
+        names=[Shared(t, shown[t], c) for t, c in name_counts.most_common() if c >= 2][:limit],
+        words=[Shared(t, t, c) for t, c in word_counts.most_common() if c >= 2][:limit],
+        first=min(times, default=None), last=max(times, default=None), articles=len(times),
+        shared_names={aid: [names[t] for t in sorted(names.keys() & common, key=lambda t: (-name_counts[t], t))][:8]
+                      for aid, names in named.items()},
+    )

@@ -1,0 +1,64 @@
+"""Event evidence: the names and figures of running text, the rule that tells two events apart by them, and
+what a story's articles share."""
+
+from datetime import datetime, timedelta
+
+from aggregator.evidence import EventRule, evidence, headline_names, story_makeup
+
+T0 = datetime(2026, 3, 1, 8, 0)
+
+
+def test_evidence_is_the_names_and_figures_of_running_text():
+    text = ("Rescuers reached Port-au-Prince on Tuesday, a day after the 7.0 quake. Officials of the Red Cross said "
+            "230 died.\nThe airport reopened. \"We need help,\" said Rene Preval in 2010, 3 hours later.")
+    assert evidence(text) == {"port", "tuesday", "7.0", "red", "cross", "230", "rene", "preval", "2010"}
+    # the first word of a sentence, a line or a quote is capitalised whatever it is; a lone digit is no figure
+    assert not evidence("Officials said. The airport reopened.\nRescuers came. \"We\" left 3 days later.")
+
+def test_headline_names_are_its_capitalised_words_and_figures():
+    assert headline_names("Chile earthquake survivors sleep in the streets") == {"chile"}
+    assert headline_names("UPDATE 1-Magnitude 6.8 Quake Hits Japan's North") == {"magnitude", "6.8", "quake", "hit",
+                                                                                "japan", "north"}
+
+def test_evidence_leaves_out_headings_and_words_the_text_writes_in_lower_case():
+    text = ("Centerpiece Tabletop Decoration Ideas for Fall\nA bowl of gourds makes a fine decoration, said Martha "
+            "Stewart in Boston. Any Decoration works.")
+    assert evidence(text) == {"martha", "stewart", "boston"}
+
+
+def test_evidence_reads_only_the_first_words_when_told():
+    text = "Rescuers reached Haiti on Tuesday. " + "word " * 50 + "Then Preval spoke."
+    assert "preval" in evidence(text) and "preval" not in evidence(text, 20)
+
+
+def _rule() -> EventRule:
+    return EventRule(min_terms=3, min_share=0.1, idf=lambda term: 1.0)
+
+
+def test_an_article_naming_none_of_a_storys_names_tells_another_event():
+    rule = _rule()
+    haiti = {"haiti", "preval", "port", "230"}
+    chile = {"chile", "bachelet", "concepcion", "520"}
+    assert rule.tells_other_event(chile, "Earthquake devastates Chile", haiti, {"earthquake": 1.0})
+    assert not rule.tells_other_event({"haiti", "jacmel", "red", "cross"}, "Quake aid", haiti, {})
+    assert not rule.tells_other_event({"chile", "bachelet"}, "Chile", haiti, {})  # too few names to tell
+    # the story's own headline vouches for a body sharing one name with it, not for one sharing none
+    words = {"earthquake": 1.0, "haiti": 1.0}
+    assert not rule.tells_other_event({"port", "miami", "without", "border", "40", "11", "12", "13", "14", "15", "16"},
+                                      "Earthquake in Haiti", haiti, words)
+    assert rule.tells_other_event({"miami", "without", "border", "40"}, "Earthquake in Haiti", haiti, words)
+
+
+def test_a_storys_makeup_is_what_several_of_its_articles_share():
+    articles = [
+        (1, "Quake hits Haiti", "A quake struck near Port-au-Prince, said Rene Preval. At least 230 died.", T0,
+         ["quake", "hit", "haiti", "struck"]),
+        (2, "Haiti quake toll rises", "The toll of the quake near Port-au-Prince rose, Preval said, as Jacmel "
+         "counted its dead.", T0 + timedelta(hours=5), ["haiti", "quake", "toll", "rise"]),
+        (3, "Aid for Haiti", "Aid for Haiti", T0 + timedelta(hours=2), ["aid", "haiti"]),  # a headline only
+    ]
+    makeup = story_makeup(articles)
+    assert [(n.shown, n.articles) for n in makeup.names] == [("Port", 2), ("Preval", 2)]
+    assert [(w.term, w.articles) for w in makeup.words] == [("haiti", 3), ("quake", 2)]
+    assert makeup.hours == 5.0 and makeup.articles == 3
+    assert makeup.shared_names == {1: ["Port", "Preval"], 2: ["Port", "Preval"], 3: []}
