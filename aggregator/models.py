@@ -108,3 +108,31 @@ class Article(SQLModel, table=True):
     @property
     def when(self) -> datetime:
         return self.published_at or self.fetched_at
+
+
+class PendingArticle(SQLModel, table=True):
+    """An article a worker fetched and extracted, waiting for the story sequencer (PostgreSQL with workers only).
+
+    ``id`` is the arrival order the sequencer follows; the unique identity makes a page extracted twice (a job
+    redone after its worker died) a single row. The sequencer deletes a row in the transaction that stores it."""
+
+    __tablename__ = "pending_article"
+    __table_args__ = (UniqueConstraint("source_key", "external_id", name="uq_pending_article_identity"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    worker: str = ""
+    # the fields of ingest.Incoming
+    source_key: str
+    external_id: str
+    source: str = ""
+    title: str = ""
+    text: str = Field(default="", sa_column=Column(Text))
+    text_source: str = "feed"
+    url: str | None = None
+    canonical_url: str | None = None
+    summary: str = Field(default="", sa_column=Column(Text))
+    author: str | None = None
+    published: NaiveDatetime | None = None
+    feed_id: int | None = None
+    fetched_at: NaiveDatetime | None = None

@@ -1,0 +1,1 @@
+"""Work spread over processes and machines on PostgreSQL: job queue, workers, sequencer, leadership, status."""
