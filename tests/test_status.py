@@ -73,7 +73,7 @@ def connect(pg_url):
 
 
 def _apply_queue_schema(engine) -> None:
-    from procrastinate.schema import SchemaManager
+    SchemaManager = pytest.importorskip("procrastinate.schema").SchemaManager
 
     with engine.begin() as connection:
         connection.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))
@@ -114,6 +114,9 @@ def test_the_sequencer_and_scheduler_holders_and_their_standby(engine, connect):
     assert leader.execute("SELECT pg_try_advisory_lock(%s)", (SEQUENCER_KEY,)).fetchone()[0]
     standby = connect("aggregator sequencer host-b:202")
     assert not standby.execute("SELECT pg_try_advisory_lock(%s)", (SEQUENCER_KEY,)).fetchone()[0]
+    standby.close()  # a standby asks on a connection of its own, then closes it
+    connect("aggregator run host-a:101")
+    connect("aggregator run host-b:202")
     scheduler = connect("aggregator scheduler host-b:202")
     assert scheduler.execute("SELECT pg_try_advisory_lock(%s)", (SCHEDULER_KEY,)).fetchone()[0]
     connect("aggregator worker host-c:303")
@@ -128,13 +131,13 @@ def test_the_sequencer_and_scheduler_holders_and_their_standby(engine, connect):
     assert status.sequencer.standbys == ["host-b:202"]
     assert status.scheduler is not None and status.scheduler.name == "host-b:202"
     roles = {(p.role, p.name) for p in status.processes}
-    assert roles == {("sequencer", "host-a:101"), ("sequencer", "host-b:202"), ("scheduler", "host-b:202"),
-                     ("worker", "host-c:303")}
+    assert roles == {("sequencer", "host-a:101"), ("run", "host-a:101"), ("run", "host-b:202"),
+                     ("scheduler", "host-b:202"), ("worker", "host-c:303")}
 
     leader.close()  # the holder dies: its lock goes with its connection
     status = cluster_status(engine)
     assert status.sequencer.holder is None
-    assert status.sequencer.standbys == ["host-b:202"]
+    assert status.sequencer.standbys == ["host-a:101", "host-b:202"]
 
 
 def test_the_lag_is_the_staged_rows_and_the_age_of_the_oldest(engine):

@@ -151,7 +151,10 @@ def _holder(connection: Connection, key: int) -> Holder | None:
     ), {"high": key >> 32, "low": key & 0xFFFFFFFF}).first()
     if row is None:
         return None
-    name = row.application_name.split(" ", 2)[2] if row.application_name.count(" ") >= 2 else row.application_name
+    if row.application_name.startswith(APPLICATION_PREFIX) and row.application_name.count(" ") >= 2:
+        name = row.application_name.split(" ", 2)[2]
+    else:  # a process that does not name itself (a one-shot `aggregator poll` holds the same lock)
+        name = row.application_name or f"backend pid {row.pid}"
     return Holder(name=name, application_name=row.application_name, backend_pid=row.pid, client=row.client,
                   since=_naive(row.backend_start))
 
@@ -201,10 +204,11 @@ def _postgres_status(engine: Engine, status: ClusterStatus) -> None:
         status.processes = _processes(connection)
         status.sequencer.holder = _holder(connection, SEQUENCER_KEY)
         status.scheduler = _holder(connection, SCHEDULER_KEY)
+        # Every `run` process is ready to take the sequencer over; a standby asks for the lock on a connection
+        # of its own only now and then, so the runs are counted, not the askers.
         holder = status.sequencer.holder
         status.sequencer.standbys = sorted(
-            p.name for p in status.processes
-            if p.role == "sequencer" and (holder is None or p.name != holder.name)
+            {p.name for p in status.processes if p.role in ("run", "sequencer")} - {holder.name if holder else ""}
         )
         if _exists(connection, "pending_article"):
             status.sequencer.pending, status.sequencer.oldest_pending_seconds = _lag(connection, now)
