@@ -145,6 +145,18 @@ def _is_postgres(pid: int) -> bool:
         return False
 
 
+def wal_position(engine) -> str:
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT pg_current_wal_lsn()::text")).scalar()
+
+
+def wal_bytes_since(engine, position: str) -> int:
+    """WAL the whole server wrote since ``position`` (other databases' writes included)."""
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), CAST(:p AS pg_lsn))"),
+                                      {"p": position}).scalar())
+
+
 def count(engine, sql: str) -> int:
     with engine.connect() as connection:
         return connection.execute(text(sql)).scalar() or 0
@@ -183,7 +195,7 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
     with scratch_database(admin_url, f"w{workers}") as url:
         log = folder / f"scale-{workers}.log"
         engine = create_engine(sqlalchemy_url(url))
-        cpu_before, pg_before = children_cpu(), postgres_cpu()
+        cpu_before, pg_before, wal_before = children_cpu(), postgres_cpu(), wal_position(engine)
         launched = time.monotonic()
         processes = [start(["--config", str(config), "--database", url, "--log-level", "WARNING", "run"],
                            cores[0] if len(cores) >= workers else None, log)]
@@ -204,6 +216,7 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
             articles, copies, pages_text, stories = connection.execute(text(
                 "SELECT count(*), count(duplicate_of), count(*) FILTER (WHERE text_source = 'page'), "
                 "count(DISTINCT story_id) FROM article")).one()
+        wal = wal_bytes_since(engine, wal_before)
         stop(processes, log)
         cpu, pg_after = children_cpu() - cpu_before, postgres_cpu()
         engine.dispose()
@@ -212,6 +225,7 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
         "workers": workers, "articles": articles, "copies": copies, "page_texts": pages_text, "stories": stories,
         "seconds": round(busy, 3), "articles_per_s": round(articles / busy, 2),
         "seconds_from_launch": round(done - launched, 3), "cpu": round(cpu, 2),
+        "wal_kib_per_article": round(wal / 1024 / max(1, articles), 1),
         "postgres_cpu": round(pg_after - pg_before, 2) if pg_before is not None and pg_after is not None else None,
     }
 
@@ -300,17 +314,20 @@ def sequencer(args: argparse.Namespace, folder: Path) -> dict:
     with scratch_database(args.admin_url, "seq") as url:
         stage_articles(url, articles)
         engine = create_engine(sqlalchemy_url(url))
-        pg_before = postgres_cpu()
-        cpu_before = children_cpu()
+        pg_before, cpu_before, wal_before = postgres_cpu(), children_cpu(), wal_position(engine)
         processes = [start(["--config", str(config), "--database", url, "--log-level", "WARNING", "run"], None, log)]
         began = wait_for(lambda: count(engine, "SELECT count(*) FROM article") > 0, "the first article", processes,
                          log, every=0.02)
         first = count(engine, "SELECT count(*) FROM article")
         ended = wait_for(lambda: count(engine, "SELECT count(*) FROM pending_article") == 0, "an empty staging table",
                          processes, log, every=0.05)
+        wal = wal_bytes_since(engine, wal_before)
         stop(processes, log)
         cpu, pg_after = children_cpu() - cpu_before, postgres_cpu()
         stored = count(engine, "SELECT count(*) FROM article")
+        with engine.connect() as connection:  # what the articles take, indexes and the text's TOAST included
+            size = connection.execute(text("SELECT pg_total_relation_size('article') + "
+                                           "pg_total_relation_size('story')")).scalar()
         engine.dispose()
     rate = (stored - first) / max(1e-6, ended - began)
     replay_file = folder / "replay.jsonl"
@@ -322,7 +339,8 @@ def sequencer(args: argparse.Namespace, folder: Path) -> dict:
             [sys.executable, "-m", "aggregator", "--database", url, "--log-level", "WARNING", "replay",
              str(replay_file)], environment())
     return {"articles": len(articles), "kind": kind, "stored": stored, "articles_per_s": round(rate, 1),
-            "run_cpu": round(cpu, 2),
+            "run_cpu": round(cpu, 2), "wal_kib_per_article": round(wal / 1024 / max(1, stored), 1),
+            "stored_kib_per_article": round(size / 1024 / max(1, stored), 1),
             "postgres_cpu": round(pg_after - pg_before, 2) if pg_before is not None and pg_after is not None else None,
             "replay_articles_per_s": round(len(articles) / wall, 1), "replay_cpu": round(replay_cpu, 2)}
 
@@ -380,6 +398,7 @@ def report(figures: dict) -> None:
             print(f"  {run['workers']} worker(s)  {run['articles_per_s']:7.1f} articles/s  {run['speedup']:5.2f}x  "
                   f"({run['seconds']:.1f} s busy, {run['seconds_from_launch']:.1f} s from launch; "
                   f"{run['cpu']:.1f} s CPU = {run['cpu_per_article_ms']:.1f} ms an article{pg}; "
+                  f"{run['wal_kib_per_article']:.0f} KiB WAL an article; "
                   f"{run['articles']} stored, {run['copies']} copies, {run['stories']} stories)")
         print(f"  floor       {scale['floor_pages_per_s']:7.1f} pages/s on one core, "
               f"{scale['floor_cpu_per_page_ms']:.1f} ms CPU a page (trafilatura alone)")
@@ -387,7 +406,8 @@ def report(figures: dict) -> None:
     if seq:
         pg = f", PostgreSQL {seq['postgres_cpu']:.1f} s CPU" if seq["postgres_cpu"] is not None else ""
         print(f"sequencer: {seq['articles']} staged articles ({seq['kind']}): {seq['articles_per_s']:.1f} articles/s "
-              f"(the run's process {seq['run_cpu']:.1f} s CPU{pg}); replay of the same into PostgreSQL "
+              f"(the run's process {seq['run_cpu']:.1f} s CPU{pg}; {seq['wal_kib_per_article']:.0f} KiB WAL and "
+              f"{seq['stored_kib_per_article']:.0f} KiB stored an article); replay of the same into PostgreSQL "
               f"{seq['replay_articles_per_s']:.1f} articles/s")
     queue = figures.get("queue")
     if queue:
