@@ -49,6 +49,7 @@ import bench_ingest  # noqa: E402  (its site; it puts the repository first on sy
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from aggregator.localsite import LocalSite  # noqa: E402
+from aggregator.workers.status import cluster_status  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BENCH = ROOT.parent / "shared" / "bench"
@@ -217,6 +218,7 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
                 "SELECT count(*), count(duplicate_of), count(*) FILTER (WHERE text_source = 'page'), "
                 "count(DISTINCT story_id) FROM article")).one()
         wal = wal_bytes_since(engine, wal_before)
+        seen = cluster_status(engine)  # what `aggregator status` shows of the running cluster
         stop(processes, log)
         cpu, pg_after = children_cpu() - cpu_before, postgres_cpu()
         engine.dispose()
@@ -226,6 +228,8 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
         "seconds": round(busy, 3), "articles_per_s": round(articles / busy, 2),
         "seconds_from_launch": round(done - launched, 3), "cpu": round(cpu, 2),
         "wal_kib_per_article": round(wal / 1024 / max(1, articles), 1),
+        "processes": len({p.name for p in seen.processes}), "connections": sum(p.connections for p in seen.processes),
+        "sequencer": seen.sequencer.holder.name if seen.sequencer.holder else None,
         "postgres_cpu": round(pg_after - pg_before, 2) if pg_before is not None and pg_after is not None else None,
     }
 
@@ -398,7 +402,8 @@ def report(figures: dict) -> None:
             print(f"  {run['workers']} worker(s)  {run['articles_per_s']:7.1f} articles/s  {run['speedup']:5.2f}x  "
                   f"({run['seconds']:.1f} s busy, {run['seconds_from_launch']:.1f} s from launch; "
                   f"{run['cpu']:.1f} s CPU = {run['cpu_per_article_ms']:.1f} ms an article{pg}; "
-                  f"{run['wal_kib_per_article']:.0f} KiB WAL an article; "
+                  f"{run['wal_kib_per_article']:.0f} KiB WAL an article; {run['processes']} processes on "
+                  f"{run['connections']} connections; "
                   f"{run['articles']} stored, {run['copies']} copies, {run['stories']} stories)")
         print(f"  floor       {scale['floor_pages_per_s']:7.1f} pages/s on one core, "
               f"{scale['floor_cpu_per_page_ms']:.1f} ms CPU a page (trafilatura alone)")
