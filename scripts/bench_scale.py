@@ -251,15 +251,23 @@ def scaling(args: argparse.Namespace, folder: Path) -> dict:
                      "application/rss+xml")
         config = write_config(folder, [(f"Outlet {f}", site.url(f"/feed{f}.xml")) for f in sorted(by_feed)])
         runs = [scaling_run(args.admin_url, config, n, len(site_pages), folder) for n in args.workers]
-    floor_wall, floor_cpu, _ = bench_ingest.timed([sys.executable, "-c", bench_ingest.FLOOR, str(pages_dir), "1"],
-                                                  environment())
+    # The floor: trafilatura alone in 1 and in N processes, N the most workers, so that the workers' speed-up can
+    # be read beside what this machine gives N processes of pure extraction right now.
+    floors = {}
+    for processes in sorted({1, max(args.workers)}):
+        wall, cpu, _ = bench_ingest.timed([sys.executable, "-c", bench_ingest.FLOOR, str(pages_dir), str(processes)],
+                                          environment())
+        floors[processes] = {"pages_per_s": round(len(site_pages) / wall, 2),
+                             "cpu_per_page_ms": round(1000 * cpu / len(site_pages), 2)}
     one = next((r for r in runs if r["workers"] == 1), runs[0])
     for run in runs:
         run["speedup"] = round(run["articles_per_s"] / one["articles_per_s"], 3)
         run["cpu_per_article_ms"] = round(1000 * run["cpu"] / max(1, run["articles"]), 2)
+    most = max(args.workers)
     return {"pages": len(site_pages), "kind": kind, "feeds": len(by_feed), "runs": runs,
-            "floor_pages_per_s": round(len(site_pages) / floor_wall, 2),
-            "floor_cpu_per_page_ms": round(1000 * floor_cpu / len(site_pages), 2)}
+            "floor_pages_per_s": floors[1]["pages_per_s"], "floor_cpu_per_page_ms": floors[1]["cpu_per_page_ms"],
+            "floor_processes": most, "floor_n_pages_per_s": floors[most]["pages_per_s"],
+            "floor_speedup": round(floors[most]["pages_per_s"] / floors[1]["pages_per_s"], 3)}
 
 
 # ---- the sequencer ------------------------------------------------------------------------------------------
@@ -405,8 +413,10 @@ def report(figures: dict) -> None:
                   f"{run['wal_kib_per_article']:.0f} KiB WAL an article; {run['processes']} processes on "
                   f"{run['connections']} connections; "
                   f"{run['articles']} stored, {run['copies']} copies, {run['stories']} stories)")
-        print(f"  floor       {scale['floor_pages_per_s']:7.1f} pages/s on one core, "
-              f"{scale['floor_cpu_per_page_ms']:.1f} ms CPU a page (trafilatura alone)")
+        print(f"  floor       {scale['floor_pages_per_s']:7.1f} pages/s in one process, "
+              f"{scale['floor_cpu_per_page_ms']:.1f} ms CPU a page (trafilatura alone); "
+              f"{scale['floor_n_pages_per_s']:.1f} pages/s in {scale['floor_processes']}, "
+              f"{scale['floor_speedup']:.2f}x: what this machine gives that many processes now")
     seq = figures.get("sequencer")
     if seq:
         pg = f", PostgreSQL {seq['postgres_cpu']:.1f} s CPU" if seq["postgres_cpu"] is not None else ""
