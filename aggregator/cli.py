@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     command("run", "run the polling daemon until SIGINT/SIGTERM")
+    command("worker", "take fetch-and-extract jobs from the queue until SIGINT/SIGTERM (PostgreSQL only)")
     serve = command("serve", "serve the web view, feeds and HTTP API over the database until SIGINT/SIGTERM")
     serve.add_argument("--host", help="address to listen on (default: the config's web.host, 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port to listen on (default: the config's web.port, 8080)")
@@ -211,7 +212,7 @@ def _aggregator(args: argparse.Namespace, config_required: bool = False):
     config = _config(args, config_required)
     for name in getattr(args, "feed", None) or []:  # `poll --feed TYPO` fails before the database is touched
         config.feed(name)
-    polls = getattr(args, "command", None) in ("run", "poll")
+    polls = getattr(args, "command", None) in ("run", "poll", "worker")
     if polls and config is not None and not any(feed.enabled for feed in config.feeds):
         print(f"aggregator: warning: {config.path} lists no enabled feeds: there is nothing to poll", file=sys.stderr)
     args.database_url = resolve_database(getattr(args, "database", None), config)  # for error messages
@@ -329,7 +330,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_digest_folder(_config(args, required=True))  # at start, not at digest_time
     with _aggregator(args, config_required=True) as agg:
         _setup_logging(args, agg.config)
-        Daemon(agg.engine, agg.config).run()
+        if agg.engine.url.get_backend_name() == "postgresql":  # workers, a sequencer and a scheduler
+            from .workers.runner import run_cluster
+
+            run_cluster(agg.engine, agg.config)
+        else:
+            Daemon(agg.engine, agg.config).run()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .workers.runner import run_worker
+
+    with _aggregator(args, config_required=True) as agg:
+        _setup_logging(args, agg.config)
+        run_worker(agg.engine, agg.config)
     return 0
 
 
@@ -641,7 +656,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run, "poll": cmd_poll, "demo": cmd_demo, "digest": cmd_digest, "stories": cmd_stories,
     "story": cmd_story, "explain": cmd_explain, "replay": cmd_replay, "feeds": cmd_feeds, "export": cmd_export,
-    "serve": cmd_serve, "status": cmd_status,
+    "serve": cmd_serve, "worker": cmd_worker, "status": cmd_status,
 }
 
 

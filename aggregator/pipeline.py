@@ -118,6 +118,27 @@ def address_after_move(current: str, moved: str) -> str:
     return moved
 
 
+def incoming_from(feed_name: str, feed_id: int | None, entry: ParsedEntry, page_text: str = "") -> Incoming:
+    """The article to store for ``entry``: the page's text when it was extracted and is better, else the feed's."""
+    from .ingest import Incoming
+
+    chosen = choose_text(page_text, entry.content or entry.summary, entry.title)
+    return Incoming(
+        source_key=feed_name,
+        external_id=entry.external_id,
+        source=feed_name,
+        title=entry.title or chosen.text[:120],
+        text=chosen.text,
+        text_source=chosen.source,
+        url=entry.url,
+        canonical_url=entry.canonical_url,
+        summary=entry.summary,
+        author=entry.author,
+        published=entry.published,
+        feed_id=feed_id,
+    )
+
+
 class Poller:
     def __init__(self, engine: Engine, config: Config, fetcher: Fetcher | None = None):
         self.engine = engine
@@ -238,8 +259,7 @@ class Poller:
             return self._record_failure(row.id, started, response.status, str(exc), None, parse_error=True)
         entries = newest_entries(parsed.entries, self.settings.max_entries_per_feed)
         fresh = self._unseen(feed.name, entries)
-        items = await asyncio.gather(*(self._prepare(feed, row.id, parsed.title, e) for e in fresh))
-        stored = await self._store(items, progress)
+        stored = await self._take(feed, row.id, fresh, progress)
         self._update_feed_meta(row.id, parsed.title, parsed.site_url)
         result = self._record_success(row, started, response, stored, len(entries))
         result.unreadable_entries, result.warning = parsed.skipped, parsed.warning
@@ -271,31 +291,20 @@ class Poller:
                 unique.setdefault(entry.external_id, entry)
         return list(unique.values())
 
-    async def _prepare(self, feed: FeedConfig, feed_id: int, outlet: str, entry: ParsedEntry) -> Incoming:
-        """Fetch and extract the entry's page when the feed is full-text, else use the feed's own text."""
-        from .ingest import Incoming
+    async def _take(self, feed: FeedConfig, feed_id: int, fresh: list[ParsedEntry], progress: _Progress) -> int:
+        """Prepare and store the feed's new entries; how many were stored (the queue's poller hands them on)."""
+        items = await asyncio.gather(*(self._prepare(feed, feed_id, e) for e in fresh))
+        return await self._store(items, progress)
 
-        feed_text = entry.content or entry.summary
+    async def _prepare(self, feed: FeedConfig, feed_id: int, entry: ParsedEntry) -> Incoming:
+        """Fetch and extract the entry's page when the feed is full-text, else use the feed's own text."""
         page_text = ""
         if feed.full_text and entry.url:
-            page_text = await self._page_text(entry.url)
-        chosen = choose_text(page_text, feed_text, entry.title)
-        return Incoming(
-            source_key=feed.name,
-            external_id=entry.external_id,
-            source=feed.name,
-            title=entry.title or chosen.text[:120],
-            text=chosen.text,
-            text_source=chosen.source,
-            url=entry.url,
-            canonical_url=entry.canonical_url,
-            summary=entry.summary,
-            author=entry.author,
-            published=entry.published,
-            feed_id=feed_id,
-        )
+            page_text = await self.page_text(entry.url)
+        return incoming_from(feed.name, feed_id, entry, page_text)
 
-    async def _page_text(self, url: str) -> str:
+    async def page_text(self, url: str) -> str:
+        """The extracted text of the page at ``url``, or "" when it could not be fetched."""
         # At most max_concurrency pages between their fetch and the end of their extraction: fetching is much
         # faster than extracting, and without the bound a poll would hold every new page (bytes and text) at once.
         async with self._page_slots:

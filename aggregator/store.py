@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -200,7 +201,8 @@ def open_database(url: str | None = None, create: bool = True) -> Engine:
         if not create and schema_version(engine) == 0:
             raise StoreError(f"{shown_url(url)} is not an aggregator database (it has none of its tables): check "
                              "--database or the config's 'database'")
-        upgrade(engine)
+        with _upgrade_lock(engine):
+            upgrade(engine)
     except BaseException as exc:
         if engine is not None:
             engine.dispose()
@@ -208,6 +210,25 @@ def open_database(url: str | None = None, create: bool = True) -> Engine:
             raise StoreError(describe_database_error(url, exc)) from exc
         raise
     return engine
+
+
+UPGRADE_LOCK_KEY = 0x61676775  # "aggu"
+
+
+@contextmanager
+def _upgrade_lock(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, processes of several machines may start together on a new database: they take turns to
+    upgrade its schema (an advisory lock), so the tables are made once. SQLite needs none (one process)."""
+    if engine.url.get_backend_name() != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": UPGRADE_LOCK_KEY})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPGRADE_LOCK_KEY})
+            connection.commit()
 
 
 @contextmanager
@@ -225,7 +246,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 class DaemonLock:
     """Held by the one daemon allowed per database (a file lock for SQLite, an advisory lock for PostgreSQL)."""
 
-    ADVISORY_KEY = 0x61676772  # "aggr"
+    # On PostgreSQL, the story sequencer's lock (aggregator.workers.leadership.SEQUENCER_KEY): a one-shot poll
+    # or a daemon writes stories itself, so it must not run beside a cluster's sequencer, nor beside another.
+    ADVISORY_KEY = 0x61676773  # "aggs"
 
     def __init__(self, engine: Engine, purpose: str = "daemon"):
         self.engine = engine
@@ -262,12 +285,17 @@ class DaemonLock:
         else:
             self._conn = self.engine.connect()
             got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.ADVISORY_KEY}).scalar()
-            if not got:
+            if got:  # named like the cluster's processes, so a status shows who holds the writer's lock
+                self._conn.execute(text("SELECT set_config('application_name', :n, false)"),
+                                   {"n": f"aggregator {self.purpose} {socket.gethostname()}:{os.getpid()}"[:63]})
+                self._conn.commit()
+            else:
                 self._conn.close()
                 self._conn = None
                 raise StoreError(
                     f"another aggregator process is already running on {url.render_as_string()}; "
-                    f"one writer at a time, so this {self.purpose} does not start"
+                    f"one writer at a time, so this {self.purpose} does not start (when it is `aggregator run`, "
+                    "its workers poll the feeds: the queue's scheduler polls each at its interval)"
                 )
 
     def release(self) -> None:
@@ -276,6 +304,13 @@ class DaemonLock:
             self._file.close()
             self._file = None
         if self._conn is not None:
+            # The connection goes back to the engine's pool: the session's lock and name must not go with it.
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.ADVISORY_KEY})
+                self._conn.execute(text("RESET application_name"))
+                self._conn.commit()
+            except Exception:  # noqa: BLE001 - a lost connection holds no lock any more
+                self._conn.invalidate()
             self._conn.close()
             self._conn = None
 

@@ -1,1 +1,5 @@
-"""Work spread over processes and machines on PostgreSQL: job queue, workers, sequencer, leadership, status."""
+"""Several processes on one PostgreSQL database: fetch-and-extract workers fed by a job queue (procrastinate),
+one story sequencer and one scheduler at a time, each chosen by a PostgreSQL advisory lock.
+
+SQLite installations never import this package: one process does everything there.
+"""

@@ -1,0 +1,154 @@
+"""The queue's jobs: poll one feed, fetch and extract one page; what they produce goes to the staging table.
+
+They run the single-process pipeline's own code (:class:`~aggregator.pipeline.Poller`), except at its last step:
+instead of deciding duplicates and stories, a worker stages the article for the sequencer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Engine
+
+from ..config import Config, FeedConfig
+from ..ingest import Incoming
+from ..models import Article, PendingArticle, utcnow
+from ..parse import ParsedEntry
+from ..pipeline import Poller, _Progress, incoming_from
+from .queue import QUEUE
+
+POLL_FEED = "poll_feed"
+EXTRACT_ENTRY = "extract_entry"
+_PENDING = PendingArticle.__table__
+
+
+@dataclass
+class WorkerRuntime:
+    """What the jobs of one worker process share: the database, the config, the poller (and its fetcher)."""
+
+    app: procrastinate.App
+    engine: Engine
+    config: Config
+    poller: QueuePoller
+    name: str  # how this worker signs the rows it stages
+
+
+def _runtime(context: procrastinate.JobContext) -> WorkerRuntime:
+    return context.additional_context["runtime"]
+
+
+def register_tasks(app: procrastinate.App) -> None:
+    """Make the jobs known to ``app`` (each app its own task objects, so a process may open several)."""
+    app.task(name=POLL_FEED, queue=QUEUE, pass_context=True)(poll_feed)
+    app.task(name=EXTRACT_ENTRY, queue=QUEUE, pass_context=True,
+             retry=procrastinate.RetryStrategy(max_attempts=3, wait=10))(extract_entry)
+
+
+async def poll_feed(context: procrastinate.JobContext, feed_name: str) -> None:
+    """Fetch and parse one feed, then stage its new entries or defer their pages' extraction."""
+    runtime = _runtime(context)
+    await runtime.poller.poll_feed(runtime.config.feed(feed_name))  # logs and records its own outcome
+
+
+async def extract_entry(context: procrastinate.JobContext, feed: str, feed_id: int | None, entry: dict) -> None:
+    """Fetch and extract one entry's page and stage the article (a page that cannot be fetched leaves the
+    feed's own text, as in a single-process poll). Redone after a worker died: staged once all the same."""
+    runtime = _runtime(context)
+    parsed = entry_from_job(entry)
+    if await asyncio.to_thread(already_taken, runtime.engine, feed, parsed.external_id):
+        return
+    page_text = await runtime.poller.page_text(parsed.url) if parsed.url else ""
+    item = incoming_from(feed, feed_id, parsed, page_text)
+    item.fetched_at = utcnow()
+    await asyncio.to_thread(stage, runtime.engine, [item], runtime.name)
+
+
+def entry_for_job(entry: ParsedEntry) -> dict:
+    """A parsed entry as job arguments (JSON)."""
+    values = asdict(entry)
+    values["published"] = entry.published.isoformat() if entry.published else None
+    return values
+
+
+def entry_from_job(values: dict) -> ParsedEntry:
+    published = values.get("published")
+    return ParsedEntry(**{**values, "published": datetime.fromisoformat(published) if published else None})
+
+
+def stage(engine: Engine, items: list[Incoming], worker: str) -> int:
+    """Insert ``items`` into the staging table in this order; an entry staged already is left as it is.
+    Returns how many rows were added."""
+    if not items:
+        return 0
+    created = utcnow()
+    rows = [{**asdict(item), "created_at": created, "worker": worker} for item in items]
+    statement = (insert(_PENDING).values(rows).on_conflict_do_nothing(constraint="uq_pending_article_identity")
+                 .returning(_PENDING.c.id))
+    with engine.begin() as connection:
+        return len(connection.execute(statement).all())
+
+
+def staged_ids(engine: Engine, source_key: str, external_ids: list[str]) -> set[str]:
+    """Which of ``external_ids`` of ``source_key`` wait in the staging table."""
+    found: set[str] = set()
+    with engine.connect() as connection:
+        for start in range(0, len(external_ids), 500):
+            found.update(connection.execute(
+                select(_PENDING.c.external_id).where(_PENDING.c.source_key == source_key,
+                                                     _PENDING.c.external_id.in_(external_ids[start : start + 500]))
+            ).scalars())
+    return found
+
+
+def already_taken(engine: Engine, source_key: str, external_id: str) -> bool:
+    """The entry is stored or staged already (a job redone after its worker died, or deferred twice)."""
+    with engine.connect() as connection:
+        for table in (Article.__table__, _PENDING):
+            hit = connection.execute(select(table.c.id).where(table.c.source_key == source_key,
+                                                              table.c.external_id == external_id).limit(1)).first()
+            if hit is not None:
+                return True
+    return False
+
+
+class QueuePoller(Poller):
+    """The pipeline's poller whose last step hands the new entries on instead of storing them: a feed's own text
+    is staged at once, a page to extract becomes an ``extract_entry`` job that any worker may take."""
+
+    def __init__(self, engine: Engine, config: Config, fetcher, app: procrastinate.App, name: str):
+        super().__init__(engine, config, fetcher)
+        self.app = app
+        self.name = name
+
+    def _unseen(self, feed_name: str, entries: list[ParsedEntry]) -> list[ParsedEntry]:
+        fresh = super()._unseen(feed_name, entries)
+        staged = staged_ids(self.engine, feed_name, [entry.external_id for entry in fresh]) if fresh else set()
+        return [entry for entry in fresh if entry.external_id not in staged]
+
+    async def _take(self, feed: FeedConfig, feed_id: int, fresh: list[ParsedEntry], progress: _Progress) -> int:
+        # oldest first, as the single-process poller stores them
+        fresh = sorted(fresh, key=lambda e: (e.published or datetime.max, e.external_id))
+        to_extract, inline = [], []
+        for entry in fresh:
+            if feed.full_text and entry.url:
+                to_extract.append(entry)
+            else:
+                inline.append(incoming_from(feed.name, feed_id, entry))
+                inline[-1].fetched_at = utcnow()
+        progress.stored += await asyncio.to_thread(stage, self.engine, inline, self.name)
+        for entry in to_extract:
+            deferrer = self.app.configure_task(
+                EXTRACT_ENTRY, queue=QUEUE, queueing_lock=f"extract {feed.name} {entry.external_id}"
+            )
+            try:
+                await deferrer.defer_async(feed=feed.name, feed_id=feed_id, entry=entry_for_job(entry))
+            except AlreadyEnqueued:
+                continue  # an earlier poll's job for this entry has not started yet
+            progress.stored += 1
+        return progress.stored
