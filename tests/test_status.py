@@ -87,6 +87,15 @@ def _stage(engine, count: int, age: timedelta) -> None:
         session.commit()
 
 
+def test_status_reads_the_locks_queue_and_heartbeat_limit_the_cluster_uses():
+    pytest.importorskip("procrastinate")
+    from aggregator.workers import leadership, queue, runner, status
+
+    assert status.SEQUENCER_KEY == leadership.SEQUENCER_KEY and status.SCHEDULER_KEY == leadership.SCHEDULER_KEY
+    assert status.QUEUE_NAME == queue.QUEUE
+    assert status.STALLED_AFTER_SECONDS == runner.STALLED_AFTER
+
+
 def test_sqlite_reports_the_single_process_mode(tmp_path):
     engine = open_database(f"sqlite:///{tmp_path}/a.db")
     status = cluster_status(engine)

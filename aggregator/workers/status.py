@@ -20,12 +20,13 @@ from ..digest import format_time
 from ..models import Feed, utcnow
 from ..store import shown_url
 
-# The session-level advisory locks that choose the one sequencer and the one scheduler (see leadership.py).
+# The same values as leadership.py, queue.py and runner.py, repeated so that status needs neither procrastinate
+# nor psycopg on SQLite (a test checks that they agree): the session-level advisory locks that choose the one
+# sequencer and the one scheduler, the queue's name, and how long a worker may go without a heartbeat.
 SEQUENCER_KEY = 0x61676773
 SCHEDULER_KEY = 0x61676774
 QUEUE_NAME = "aggregator"
-# procrastinate's defaults: a worker beats every 10 s and is pruned as stalled after 30 s without a beat.
-STALLED_AFTER_SECONDS = 30.0
+STALLED_AFTER_SECONDS = 20.0
 APPLICATION_PREFIX = "aggregator "
 SINGLE_PROCESS = "single-process"
 DISTRIBUTED = "distributed"
