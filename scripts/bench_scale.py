@@ -327,6 +327,7 @@ def sequencer(args: argparse.Namespace, folder: Path) -> dict:
         stage_articles(url, articles)
         engine = create_engine(sqlalchemy_url(url))
         pg_before, cpu_before, wal_before = postgres_cpu(), children_cpu(), wal_position(engine)
+        launched = time.monotonic()
         processes = [start(["--config", str(config), "--database", url, "--log-level", "WARNING", "run"], None, log)]
         began = wait_for(lambda: count(engine, "SELECT count(*) FROM article") > 0, "the first article", processes,
                          log, every=0.02)
@@ -341,7 +342,9 @@ def sequencer(args: argparse.Namespace, folder: Path) -> dict:
             size = connection.execute(text("SELECT pg_total_relation_size('article') + "
                                            "pg_total_relation_size('story')")).scalar()
         engine.dispose()
-    rate = (stored - first) / max(1e-6, ended - began)
+    # From the first batch stored to the last: start-up and the engine's first load left out. A run too small for
+    # more than one batch is timed from the launch instead.
+    rate = (stored - first) / max(1e-6, ended - began) if stored > first else stored / max(1e-6, ended - launched)
     replay_file = folder / "replay.jsonl"
     with open(replay_file, "w", encoding="utf-8") as out:
         for a in articles:
