@@ -312,10 +312,17 @@ def render_status(status: ClusterStatus, tz: str = "UTC", shown_due: int = 10) -
             state = "STALLED" if worker.stalled else "ok"
             lines.append(f"{'':10} #{worker.id:<6} {state:8} heartbeat {_ago(worker.seconds_since_heartbeat)} ago, "
                          f"{worker.jobs_doing} jobs running")
-        lines.append(f"{'processes':10} {len(status.processes)} connected")
+        # One line a process: its connections carry one application_name a role (run, worker, sequencer...).
+        by_name: dict[str, list[Process]] = {}
         for process in status.processes:
-            where = f" from {process.client}" if process.client else ""
-            lines.append(f"{'':10} {process.role:10} {process.name}{where}, {process.connections} connections")
+            by_name.setdefault(process.name, []).append(process)
+        connections = sum(p.connections for p in status.processes)
+        lines.append(f"{'processes':10} {len(by_name)} connected, on {connections} connections")
+        for name, parts in sorted(by_name.items()):
+            roles = ", ".join(sorted({p.role for p in parts}))
+            clients = sorted({p.client for p in parts if p.client})
+            where = f" from {', '.join(clients)}" if clients else ""
+            lines.append(f"{'':10} {name}{where}: {roles} ({sum(p.connections for p in parts)} connections)")
     feeds = status.feeds
     next_due = f"; next due {format_time(feeds.next_due_at, tz)}" if feeds.next_due_at else ""
     lines.append(f"{'feeds':10} {feeds.total} polled, {len(feeds.due)} due, {feeds.resting} resting, "
