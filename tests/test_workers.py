@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
 
 from aggregator.localsite import LocalSite
 from aggregator.models import utcnow
@@ -173,7 +174,7 @@ def _wait_for(condition, what: str, logs: list[Path] = (), timeout: float = WAIT
         try:
             if condition():
                 return
-        except Exception:  # noqa: BLE001 - the tables appear once the first process has started
+        except ProgrammingError:  # the tables appear once the first process has set the database up
             pass
         time.sleep(0.3)
     tails = "\n".join(f"--- {log.name}\n" + log.read_text(errors="replace")[-3000:] for log in logs if log.exists())
@@ -316,8 +317,9 @@ def test_one_run_and_three_workers_make_the_single_process_stories(tmp_path, sit
     try:
         _wait_for(lambda: _settled(engine, cluster.expected), "the cluster to store every article", logs,
                   processes=processes)
-        assert _scalar(engine, "SELECT count(*) FROM procrastinate_workers") == 4  # each process took jobs
+        assert _scalar(engine, "SELECT count(*) FROM procrastinate_workers") == 4
         assert _partition(engine) == expected
+        assert sum("feed=" in log.read_text() for log in logs) >= 2, "one process polled every feed"
     finally:
         _stop(processes)
         engine.dispose()

@@ -45,7 +45,9 @@ def _runtime(context: procrastinate.JobContext) -> WorkerRuntime:
 
 def register_tasks(app: procrastinate.App) -> None:
     """Make the jobs known to ``app`` (each app its own task objects, so a process may open several)."""
-    app.task(name=POLL_FEED, queue=QUEUE, pass_context=True)(poll_feed)
+    # A retry strategy also queues again a job cut short by its worker's shutdown (after its grace period).
+    app.task(name=POLL_FEED, queue=QUEUE, pass_context=True,
+             retry=procrastinate.RetryStrategy(max_attempts=2, wait=5))(poll_feed)
     app.task(name=EXTRACT_ENTRY, queue=QUEUE, pass_context=True,
              retry=procrastinate.RetryStrategy(max_attempts=3, wait=10))(extract_entry)
 
