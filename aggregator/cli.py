@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     feeds.add_argument("file", nargs="?", help="OPML file to import or export to (default stdout); feed name to resume")
     feeds.add_argument("--format", choices=["table", "json"], help="for list (default table)")
 
+    status = command("status", "show the workers, the job queue, the sequencer and its lag, and the feeds due")
+    status.add_argument("--format", choices=["text", "json"], default="text")
+    status.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
+
     export = command("export", "dump stored articles with their story ids")
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
     export.add_argument("--output", help="file to write (default standard output)")
@@ -623,6 +627,18 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from .workers.status import cluster_status, render_status
+
+    with _aggregator(args) as agg:
+        status = cluster_status(agg.engine, agg.config)
+    if args.format == "json":
+        _emit(json.dumps(status.as_dict(), default=iso_time, indent=2))
+    else:
+        print(render_status(status, agg.settings.timezone))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .query import iter_articles, originals_of_copies, shown_url
 
@@ -644,7 +660,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run, "poll": cmd_poll, "demo": cmd_demo, "digest": cmd_digest, "stories": cmd_stories,
     "story": cmd_story, "explain": cmd_explain, "replay": cmd_replay, "feeds": cmd_feeds, "export": cmd_export,
-    "serve": cmd_serve, "worker": cmd_worker,
+    "serve": cmd_serve, "worker": cmd_worker, "status": cmd_status,
 }
 
 

@@ -209,7 +209,7 @@ def test_image_builds_and_runs_the_cli() -> None:
 def test_compose_runs_the_image_beside_postgres() -> None:
     compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     services = compose["services"]
-    assert set(services) == {"postgres", "aggregator"}
+    assert set(services) == {"postgres", "aggregator", "worker"}
     postgres, app = services["postgres"], services["aggregator"]
     assert postgres["image"].startswith("postgres:")
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
@@ -223,6 +223,29 @@ def test_compose_runs_the_image_beside_postgres() -> None:
     assert (COMPOSE.parent / config_mount.split(":")[0]).resolve() == ROOT / "feeds.yaml"
     named = {v.split(":")[0] for s in services.values() for v in s.get("volumes", []) if not v.startswith(".")}
     assert named <= set(compose["volumes"])
+
+
+def test_compose_workers_scale_beside_the_one_run() -> None:
+    """`docker compose up --scale worker=4`: the worker is the same image on the same database, with nothing
+    that two copies of it could not share (a fixed container name or a published port)."""
+    services = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
+    app, worker = services["aggregator"], services["worker"]
+    assert worker["build"] == app["build"] and worker["image"] == app["image"]
+    assert worker["environment"]["AGGREGATOR_DATABASE_URL"] == app["environment"]["AGGREGATOR_DATABASE_URL"]
+    assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert build_parser().parse_args(worker["command"]).command == "worker"
+    assert "container_name" not in worker and "ports" not in worker
+    assert not any(v.split(":")[0] in ("aggregator-data", "postgres-data") for v in worker.get("volumes", []))
+    assert worker["restart"] == "on-failure" and worker["init"] is True
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="docker is not installed")
+def test_compose_file_passes_docker_compose_config() -> None:
+    result = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"],
+                            capture_output=True, text=True, timeout=120)
+    if "is not a docker command" in result.stderr or "unknown shorthand flag" in result.stderr:
+        pytest.skip("the docker compose plugin is not installed")
+    assert result.returncode == 0, result.stderr
 
 
 # --- Packaging -------------------------------------------------------------------------------------

@@ -400,7 +400,7 @@ def create_app(agg: Aggregator) -> FastAPI:
     def metrics():
         from .metrics import metrics_text
 
-        return Response(metrics_text(agg.engine), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(metrics_text(agg.engine, agg.config), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # ---- HTTP API -----------------------------------------------------------------------------------------
 
