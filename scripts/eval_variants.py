@@ -86,7 +86,6 @@ CONFIGS: dict[str, tuple[dict, frozenset]] = {
     "active_arrivals=1000": ({"active_arrivals": 1000}, frozenset()),
     "coverage=0": ({"active_min_coverage": 0.0}, frozenset()),
     "coverage=0.5": ({"active_min_coverage": 0.5}, frozenset()),
-    "no-second-chance": ({"member_threshold": 0.0}, frozenset()),
     "no-convergence": ({"merge_threshold": 9.0, "fragment_merge_threshold": 9.0}, frozenset()),
     "no-fragment-fold": ({"fragment_articles": 0}, frozenset()),
     "merge=0.35": ({"merge_threshold": 0.35}, frozenset()),
