@@ -25,6 +25,13 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
 - synd-titles: its headlines alone (raw, as outlets write them), shuffled, untimed;
 - synd-parts: the other way round: each syndication-dev story's articles tell one event from different parts of
   the text (disjoint, interleaved paragraphs, the headline kept), shuffled, untimed: what must not split.
+- synd-ledes: raw headlines in other words: each syndication-dev story as its headline and the first sentences
+  of its first two paragraphs, cut to headline length, shuffled, untimed (see ``ledes``);
+- feeds: real feed headlines from ../corpus/feeds (outlets, blogs, three languages), labelled by hand into stories
+  (``FEED_STORIES``), shuffled, untimed: mostly what must stay apart.
+
+The ``plain`` row is not the engine but the reference it should beat on every set: a single pass of TF-IDF
+centroids with a join and a merge threshold (``plain_cluster``).
 
 Configurations are the defaults plus one change each (``CONFIGS``); ``--set`` adds one of your own. The table
 gives BCubed F1 (with --recall, also BCubed precision/recall) for each set, then the mean and the worst change
