@@ -30,6 +30,13 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
 - synd-titles: its headlines alone (raw, as outlets write them), shuffled, untimed;
 - synd-parts: the other way round: each syndication-dev story's articles tell one event from different parts of
   the text (disjoint, interleaved paragraphs, the headline kept), shuffled, untimed: what must not split.
+- synd-ledes: raw headlines in other words: each syndication-dev story as its headline and the first sentences
+  of its first two paragraphs, cut to headline length, shuffled, untimed (see ``ledes``);
+- feeds: real feed headlines from ../corpus/feeds (outlets, blogs, three languages), labelled by hand into stories
+  (``FEED_STORIES``), shuffled, untimed: mostly what must stay apart.
+
+The ``plain`` row is not the engine but the reference it should beat on every set: a single pass of TF-IDF
+centroids with a join and a merge threshold (``plain_cluster``).
 
 Configurations are the defaults plus one change each (``CONFIGS``); ``--set`` adds one of your own. The table
 gives BCubed F1 (with --recall, also BCubed precision/recall) for each set, then the mean and the worst change
@@ -40,11 +47,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -54,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 from aggregator.cluster import Clusterer, ClusterSettings  # noqa: E402
 from aggregator.parse import parse_time  # noqa: E402
 from aggregator.replay import score  # noqa: E402
+from aggregator.text import terms  # noqa: E402
 
 UNTIMED = datetime(2026, 1, 1)
 HEADLINES, FULL_TEXTS = "googlenews-t.jsonl", "syndication-dev.jsonl"
@@ -98,6 +107,7 @@ KINDS = {
 # name -> (setting overrides, engine rules switched off)
 CONFIGS: dict[str, tuple[dict, frozenset]] = {
     "default": ({}, frozenset()),
+    "plain": ({}, frozenset()),  # not the engine: plain_cluster, the reference every variant should beat
     "no-active-bonus": ({"active_story_threshold": 0.3}, frozenset()),
     "active=0.15": ({"active_story_threshold": 0.15}, frozenset()),
     "active=0.2": ({"active_story_threshold": 0.2}, frozenset()),
@@ -106,7 +116,6 @@ CONFIGS: dict[str, tuple[dict, frozenset]] = {
     "active_arrivals=1000": ({"active_arrivals": 1000}, frozenset()),
     "coverage=0": ({"active_min_coverage": 0.0}, frozenset()),
     "coverage=0.5": ({"active_min_coverage": 0.5}, frozenset()),
-    "no-second-chance": ({"member_threshold": 0.0}, frozenset()),
     "no-convergence": ({"merge_threshold": 9.0, "fragment_merge_threshold": 9.0}, frozenset()),
     "no-fragment-fold": ({"fragment_articles": 0}, frozenset()),
     "merge=0.35": ({"merge_threshold": 0.35}, frozenset()),
@@ -302,6 +311,59 @@ def kinds(rows: list[dict], seed: int = 1) -> list[dict]:
     return out
 
 
+def ledes(rows: list[dict], seed: int = 1, max_words: int = 20) -> list[dict]:
+    """Raw headlines worded by different hands: each syndication-dev story told by its original headline and by
+    the first sentence of its first two paragraphs (cut to ``max_words`` words, as a headline is), untimed,
+    shuffled. Real, unstemmed wording (inflections, stop words, names), other words for one event."""
+    out = []
+    for row in rows:
+        if not row["id"].endswith("-0"):
+            continue
+        out.append({**row, "text": None, "published": None})
+        for k, par in enumerate(_paragraphs(row["text"] or "")[:2], 1):
+            sentence = re.split(r"(?<=[.!?])\s+", par)[0]
+            out.append({**row, "id": f"{row['id']}-lede{k}", "title": " ".join(sentence.split()[:max_words]),
+                        "text": None, "published": None})
+    return shuffled(out, seed)
+
+
+# Real feed headlines (../corpus/feeds), labelled by hand: (feed file, its entries told by one story). Every other
+# entry of these feeds is a story of its own. The feeds mix outlets, years and languages (English, Portuguese,
+# German), author and format tags ("| Cas Mudde", "– video"), and events of one kind (API releases, polls,
+# awards): mostly a test of what must stay apart, with a few stories of several headlines.
+FEED_STORIES: dict[str, list[list[int]]] = {
+    "rss-parser/guardian.rss": [[0, 1, 14, 18, 19, 27, 29, 51], [28, 32], [16, 17]],  # State of the Union, ...
+    "node-feedparser/tpm.atom": [[5, 6, 10, 14, 16, 17, 19], [2, 12]],  # Virginia election; Menendez trial
+    "rss-parser/encoding.rss": [[0, 18], [33, 37], [12, 15], [25, 31]],
+    "rss-parser/uolNoticias.rss": [[8, 9], [0, 12]],
+    "rss-parser/customfields.rss": [[6, 7], [12, 13]],
+    "rss-parser/many-links.rss": [[6, 24]],
+    "rss-parser/feedburner.atom": [],
+    "rss-parser/heise.atom": [],
+    "rss-parser/rss-1.rss": [],
+    "rss-parser/reddit.rss": [],
+    "node-feedparser/illegally-nested.xml": [],
+}
+
+
+def feed_headlines(feeds: Path, seed: int = 1) -> list[dict]:
+    """The hand-labelled real feed headlines (FEED_STORIES), untimed, shuffled; empty without the feeds."""
+    import feedparser
+
+    out = []
+    for name, groups in FEED_STORIES.items():
+        path = feeds / name
+        if not path.exists():
+            continue
+        story_of = {index: f"{name}#{group[0]}" for group in groups for index in group}
+        for index, entry in enumerate(feedparser.parse(str(path)).entries):
+            title = " ".join((entry.get("title") or "").split())
+            if title:
+                out.append({"id": f"{name}#{index}", "title": title, "text": None, "published": None,
+                            "source": None, "url": None, "story": story_of.get(index, f"{name}#{index}")})
+    return shuffled(out, seed)
+
+
 def load(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
@@ -327,15 +389,83 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["synd-parts"] = parts(synd)
         sets["kinds"] = kinds(synd)
         sets["synd-titles"] = [{**row, "text": None} for row in sets["synd-untimed"]]
+        sets["synd-ledes"] = ledes(synd)
+    feeds = feed_headlines(bench.parent / "corpus" / "feeds")
+    if feeds:
+        sets["feeds"] = feeds
     return sets
+
+
+# ---- a plain reference ---------------------------------------------------------------------------------------
+
+PLAIN = "plain"
+# a middle of a sweep (0.2-0.35 x 0.4-0.6) over gn, gn-shuf1, gn-rev, synd-titles, synd-ledes and feeds
+PLAIN_JOIN, PLAIN_MERGE = 0.25, 0.4
+
+
+def _in_time_order(rows: list[dict]) -> list[tuple[datetime, int, dict]]:
+    """Rows in time order (untimed rows keep their place)."""
+    timed = [(parse_time(row["published"]) or UNTIMED, index, row) for index, row in enumerate(rows)]
+    timed.sort(key=lambda item: (item[0], item[1]))
+    return timed
+
+
+def plain_cluster(rows: list[dict], join: float = PLAIN_JOIN, merge: float = PLAIN_MERGE,
+                  lead_words: int = 60) -> dict[str, str]:
+    """The plain method the engine must beat: one pass, each article's TF-IDF vector (title twice, the lead's
+    first ``lead_words`` words; IDF as of its arrival) joins the cluster with the closest centroid when the cosine
+    reaches ``join``, else starts one; the cluster it joined then absorbs the closest other centroid reaching
+    ``merge``. No time, no recency, no other rule; the engine's tokenizer (text.terms)."""
+    df: Counter = Counter()
+    documents = 0
+    centroids: dict[int, dict[str, float]] = {}
+    norms: dict[int, float] = {}
+    postings: dict[str, set[int]] = defaultdict(set)
+    members: dict[int, list[str]] = {}
+
+    def closest(vector: dict[str, float], skip: int | None = None) -> tuple[float, int | None]:
+        dots: dict[int, float] = defaultdict(float)
+        for term, weight in vector.items():
+            for cid in postings.get(term, ()):
+                dots[cid] += weight * centroids[cid][term]
+        dots.pop(skip, None)
+        size = math.sqrt(sum(w * w for w in vector.values())) or 1.0
+        return max(((dot / (size * norms[cid]), cid) for cid, dot in dots.items()), default=(0.0, None))
+
+    def add(cid: int, vector: dict[str, float]) -> None:
+        centroid = centroids[cid]
+        for term, weight in vector.items():
+            centroid[term] = centroid.get(term, 0.0) + weight
+            postings[term].add(cid)
+        norms[cid] = math.sqrt(sum(w * w for w in centroid.values())) or 1.0
+
+    for _, _, row in _in_time_order(rows):
+        counts = Counter(terms(row["title"]) * 2)
+        counts.update(terms(" ".join((row["text"] or "").split()[:lead_words])))
+        documents += 1
+        df.update(counts.keys())
+        vector = {t: (1 + math.log(c)) * (math.log((documents + 1) / (df[t] + 1)) + 1) for t, c in counts.items()}
+        cosine, cid = closest(vector)
+        if cid is None or cosine < join:
+            cid = documents  # a fresh id
+            centroids[cid], members[cid] = {}, []
+        add(cid, vector)
+        members[cid].append(row["id"])
+        cosine, other = closest(centroids[cid], skip=cid)
+        if other is not None and cosine >= merge:
+            absorbed = centroids.pop(other)
+            for term in absorbed:
+                postings[term].discard(other)
+            add(cid, absorbed)
+            members[cid] += members.pop(other)
+    return {row_id: str(cid) for cid, ids in members.items() for row_id in ids}
 
 
 # ---- replay -------------------------------------------------------------------------------------------------
 
 def cluster(rows: list[dict], settings: ClusterSettings, off: frozenset = frozenset()) -> dict[str, str]:
     """The engine's story of each row, replayed in time order (untimed rows keep their place), merges applied."""
-    timed = [(parse_time(row["published"]) or UNTIMED, index, row) for index, row in enumerate(rows)]
-    timed.sort(key=lambda item: (item[0], item[1]))
+    timed = _in_time_order(rows)
     engine = AblatedClusterer(settings, off)
     engine.prepare((row["title"], row["text"] or "") for _, _, row in timed)  # the semantic signal's batches
     members: dict[int, list[int]] = defaultdict(list)
@@ -362,8 +492,8 @@ def cluster(rows: list[dict], settings: ClusterSettings, off: frozenset = frozen
     return {timed[i][2]["id"]: str(s) for i, s in story_of.items()}
 
 
-def evaluate(rows: list[dict], overrides: dict, off: frozenset) -> dict[str, float]:
-    predicted = cluster(rows, ClusterSettings(**overrides), off)
+def evaluate(rows: list[dict], overrides: dict, off: frozenset, plain: bool = False) -> dict[str, float]:
+    predicted = plain_cluster(rows) if plain else cluster(rows, ClusterSettings(**overrides), off)
     return score({row["id"]: str(row["story"]) for row in rows}, predicted)
 
 
@@ -441,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in chosen:
         overrides, off = configs[name]
         started = time.perf_counter()
-        results[name] = {s: evaluate(sets[s], overrides, off) for s in chosen_sets}
+        results[name] = {s: evaluate(sets[s], overrides, off, name == PLAIN) for s in chosen_sets}
         print(f"# {name}: {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
     print("\n".join(table(results, chosen_sets, args.recall)))
     return 0

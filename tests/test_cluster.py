@@ -294,20 +294,6 @@ def _host_engine(settings: ClusterSettings) -> Clusterer:
     return engine
 
 
-def test_a_close_rewording_of_one_member_joins_its_story():
-    # centroid thresholds set out of reach, so only the comparison with single members can take the article
-    strict = {"story_threshold": 0.5, "active_story_threshold": 0.5}
-    probe = "Troops sent to Japan earthquake zone"
-    engine = _host_engine(ClusterSettings(**strict))
-    feats = engine.features(probe, "", T0 + timedelta(hours=1))
-    assert engine.story_scores(engine.weights(feats), T0)[0][0] < 0.5
-    decision = engine.decide(feats)
-    assert decision.story_id == 7 and decision.story_signal == SIGNAL_STORY
-    assert decision.story_score >= engine.settings.member_threshold
-    engine = _host_engine(ClusterSettings(member_threshold=0.0, **strict))
-    assert engine.decide(engine.features(probe, "", T0 + timedelta(hours=1))).story_id is None
-
-
 def test_a_fragment_converging_with_a_big_story_is_folded_into_it():
     for settings, merged in ((ClusterSettings(), [7]), (ClusterSettings(fragment_articles=0), [])):
         engine = _host_engine(settings)

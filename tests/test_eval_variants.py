@@ -61,11 +61,11 @@ def test_table_scores_every_set_with_the_defaults(tmp_path, capsys):
     with open(tmp_path / "googlenews-t.jsonl", "w") as out:
         for row in _rows():
             out.write(json.dumps(row) + "\n")
-    code = eval_variants.main(["--bench-dir", str(tmp_path), "--configs", "no-second-chance"])
+    code = eval_variants.main(["--bench-dir", str(tmp_path), "--configs", "no-fragment-fold"])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     assert lines[0].split()[:3] == ["config", "gn", "gn-shuf1"]
-    assert [line.split()[0] for line in lines[1:]] == ["default", "no-second-chance"]
+    assert [line.split()[0] for line in lines[1:]] == ["default", "no-fragment-fold"]
     assert all(0.0 < float(cell) <= 1.0 for cell in lines[1].split()[1:8])
 
 
@@ -75,3 +75,29 @@ def test_missing_sets_and_unknown_names_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "googlenews-t.jsonl").write_text("\n".join(json.dumps(r) for r in _rows()))
     assert eval_variants.main(["--bench-dir", str(tmp_path), "--sets", "nope"]) == 2
     assert "unknown set or configuration: nope" in capsys.readouterr().err
+
+
+def test_plain_reference_groups_rewordings_and_keeps_topics_apart():
+    rows = _rows()
+    predicted = eval_variants.plain_cluster(rows)
+    assert {predicted[r["id"]] for r in rows if r["title"] == HEADLINES[0][0]} == {predicted["h0"]}
+    assert predicted["h0"] != predicted["h3"]
+    assert 0.0 < eval_variants.score({r["id"]: r["story"] for r in rows}, predicted)["bcubed_f1"] <= 1.0
+
+
+def test_ledes_tell_each_story_by_its_headline_and_first_sentences():
+    rows = eval_variants.ledes([_article("flood", 0), _article("flood", 1)])
+    assert sorted(r["id"] for r in rows) == ["flood-0", "flood-0-lede1", "flood-0-lede2"]
+    assert all(r["text"] is None and r["published"] is None and r["story"] == "flood" for r in rows)
+    assert all(len(r["title"].split()) <= 20 for r in rows)
+
+
+def test_feed_headlines_take_labels_from_the_hand_made_groups(tmp_path):
+    items = "".join(f"<item><title>Headline {i}</title></item>" for i in range(30))
+    (tmp_path / "node-feedparser").mkdir()
+    (tmp_path / "node-feedparser" / "tpm.atom").write_text(f"<rss><channel><title>T</title>{items}</channel></rss>")
+    rows = {r["id"]: r["story"] for r in eval_variants.feed_headlines(tmp_path)}
+    assert len(rows) == 30
+    assert rows["node-feedparser/tpm.atom#2"] == rows["node-feedparser/tpm.atom#12"]
+    assert rows["node-feedparser/tpm.atom#0"] != rows["node-feedparser/tpm.atom#1"]
+    assert eval_variants.feed_headlines(tmp_path / "absent") == []
