@@ -303,6 +303,41 @@ def test_a_page_staged_twice_is_stored_once_in_one_story(pg_database):
         engine.dispose()
 
 
+def test_an_article_the_engine_cannot_take_does_not_hold_up_those_staged_after_it(pg_database, caplog):
+    from aggregator.config import Config, Settings
+    from aggregator.ingest import Incoming
+    from aggregator.store import open_database
+    from aggregator.workers.queue import ensure_schema
+    from aggregator.workers.sequencer import Sequencer
+    from aggregator.workers.tasks import stage
+
+    engine = open_database(pg_database())
+    ensure_schema(engine)
+    items = [Incoming(source_key="Wire", external_id=f"a{n}", source="Wire", title=f"Story number {n} of the day",
+                      text=f"Paragraph {n} about a distinct event. " * 20, fetched_at=utcnow()) for n in range(4)]
+    sequencer = Sequencer(engine, Config(Settings(), []))
+    try:
+        assert stage(engine, items, "w1") == 4
+        assert sequencer.lead()
+        batch = sequencer.ingestor.ingest_batch
+
+        def fails_on_a2(session, batch_items):
+            if any(item.external_id == "a2" for item in batch_items):
+                raise ValueError("an article the engine cannot take")
+            return batch(session, batch_items)
+
+        sequencer.ingestor.ingest_batch = fails_on_a2
+        with pytest.raises(ValueError):
+            sequencer.drain_once()  # the batch of four fails: its rows now go one at a time
+        assert [sequencer.drain_once() for _ in range(5)] == [1, 1, 0, 1, 0]
+        assert "Wire/a2" in caplog.text and "left in the staging table" in caplog.text
+        assert _scalar(engine, "SELECT count(*) FROM article") == 3
+        assert _scalar(engine, "SELECT external_id FROM pending_article") == "a2"  # kept, not lost
+    finally:
+        sequencer.leadership.dispose()
+        engine.dispose()
+
+
 @pytest.mark.slow
 def test_one_run_and_three_workers_make_the_single_process_stories(tmp_path, site, pg_database):
     cluster = ClusterSite(site, tmp_path, feeds=50)

@@ -19,8 +19,11 @@ QUEUE = "aggregator"
 SCHEMA_LOCK_KEY = 0x61676775  # "aggu": held while one process creates the queue's tables
 # Every connection of a cluster process: PostgreSQL notices a vanished peer (a machine switched off, a cable
 # pulled) within about idle + interval * count seconds, and frees the locks and jobs it held.
-KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
-SERVER_KEEPALIVES = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+# Keepalives only probe an idle socket; tcp_user_timeout also bounds a peer that stops acknowledging sent data.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+              "tcp_user_timeout": 25000}
+SERVER_KEEPALIVES = ("-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 "
+                     "-c tcp_user_timeout=25000")
 
 
 def process_name(role: str) -> str:

@@ -43,6 +43,7 @@ LEADER_CHECK = 5.0  # seconds between a leader's checks of its lock (and a stand
 HEARTBEAT = 5.0
 STALLED_AFTER = 20.0
 WORKER_CONCURRENCY = 8  # jobs at once in one worker: fetches overlap, extractions take turns on the cores
+MAX_REDOS = 3  # runs of one job whose worker vanished before it is failed
 SHUTDOWN_GRACE = 10.0  # seconds a stopping worker gives its running jobs; the others are retried elsewhere
 
 
@@ -115,11 +116,14 @@ class Runner:
             side, web = self._start_leading(app, sequencer_stop) if self.lead else ([], None)
             log.info("%s started: %s", "run" if self.lead else "worker", self.name)
             stopped = asyncio.create_task(self._stop.wait())
-            await asyncio.wait([stopped, worker], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([stopped, worker, *side], return_when=asyncio.FIRST_COMPLETED)
             failure = None
-            if worker.done():  # the queue failed (its database gone for good): exit, for a supervisor to restart
-                failure = worker.exception() or RuntimeError("the worker stopped")
-                log.error("worker stopped: %s", failure)
+            # the queue failed (its database gone for good), or a sequencer or scheduler ended by a bug: exit, for
+            # a supervisor to restart, rather than run on without it
+            ended = next((task for task in (worker, *side) if task.done()), None)
+            if ended is not None and not self._stop.is_set():
+                failure = ended.exception() or RuntimeError(f"the {ended.get_name()} stopped")
+                log.error("%s stopped: %s", ended.get_name(), failure)
             log.info("stopping")
             stopped.cancel()
             sequencer_stop.set()
@@ -146,14 +150,21 @@ class Runner:
         scheduler: AsyncIOScheduler | None = None
         try:
             while not self._stop.is_set():
-                if not leadership.held:
-                    if await asyncio.to_thread(leadership.try_acquire):
-                        scheduler = await self._start_scheduler(app)
-                elif not await asyncio.to_thread(leadership.alive):
-                    scheduler.shutdown(wait=False)
-                    scheduler = None
-                if leadership.held:
-                    await self._retry_stalled_jobs(app)
+                try:
+                    if not leadership.held:
+                        if await asyncio.to_thread(leadership.try_acquire):
+                            scheduler = await self._start_scheduler(app)
+                    elif not await asyncio.to_thread(leadership.alive):
+                        scheduler.shutdown(wait=False)
+                        scheduler = None
+                    if leadership.held:
+                        await self._retry_stalled_jobs(app)
+                except Exception:  # a bug or a lost database: logged; the lead is given up and asked for again
+                    log.exception("scheduler failed")
+                    if scheduler is not None:
+                        scheduler.shutdown(wait=False)
+                        scheduler = None
+                    await asyncio.to_thread(leadership.release)
                 try:
                     await asyncio.wait_for(self._stop.wait(), LEADER_CHECK)
                 except TimeoutError:
@@ -211,15 +222,29 @@ class Runner:
         try:
             for job in await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=STALLED_AFTER):
                 try:
-                    await manager.retry_job(job)
-                except UniqueViolation:
-                    # The same poll or page waits in the queue already (deferred again since, with the same
-                    # queueing lock): that one does the work, this one ends.
-                    await manager.finish_job(job, Status.ABORTED, delete_job=True)
-                    log.warning("job %s (%s) of a vanished worker dropped: the same job waits in the queue",
-                                job.id, job.task_name)
-                else:
-                    log.warning("job %s (%s) of a vanished worker is queued again", job.id, job.task_name)
+                    await self._hand_on(manager, job)
+                except ConnectorException as exc:  # it changed state meanwhile: the others are still handed on
+                    log.warning("job %s (%s) of a vanished worker not handed on: %s", job.id, job.task_name,
+                                exc.__cause__ or exc)
             await manager.prune_stalled_workers(STALLED_AFTER)
         except ConnectorException as exc:
             log.error("stalled jobs not checked: database error: %s", exc.__cause__ or exc)
+
+    @staticmethod
+    async def _hand_on(manager, job) -> None:
+        """Queue a vanished worker's job again, unless it already took down MAX_REDOS workers (then it fails, so
+        a page that kills its extractor is not passed round for ever)."""
+        if job.attempts + 1 >= MAX_REDOS:
+            await manager.finish_job(job, Status.FAILED, delete_job=False)
+            log.error("job %s (%s) failed: its worker vanished %d times", job.id, job.task_name, job.attempts + 1)
+            return
+        try:
+            await manager.retry_job(job)
+        except UniqueViolation:
+            # The same poll or page waits in the queue already (deferred again since, with the same queueing
+            # lock): that one does the work, this one ends.
+            await manager.finish_job(job, Status.ABORTED, delete_job=True)
+            log.warning("job %s (%s) of a vanished worker dropped: the same job waits in the queue",
+                        job.id, job.task_name)
+        else:
+            log.warning("job %s (%s) of a vanished worker is queued again", job.id, job.task_name)

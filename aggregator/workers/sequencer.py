@@ -50,11 +50,19 @@ class Sequencer:
         self.ingestor: Ingestor | None = None
         self.sequenced = 0  # articles this process has taken from the staging table
         self._maintained = time.monotonic()
+        self._isolating = 0  # after a failed batch, its rows are taken one at a time to find the one at fault
+        self._unstorable: set[int] = set()  # staged rows the engine failed on alone, passed over
 
     def run(self, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
-                if not self.lead():
+                try:
+                    leading = self.lead()
+                except Exception:  # a bug or a lost pool: logged, and the lock is asked for again
+                    log.exception("sequencer could not take the lead")
+                    self._step_down()
+                    leading = False
+                if not leading:
                     stop.wait(STANDBY_RETRY)
                     continue
                 try:
@@ -68,7 +76,10 @@ class Sequencer:
                     log.exception("sequencer batch failed")
                     stop.wait(STANDBY_RETRY)
                     continue
-                self._maintain_when_due()
+                try:
+                    self._maintain_when_due()
+                except Exception:  # a bug: logged, the sequencing goes on and maintenance runs next hour
+                    log.exception("maintenance failed")
                 if not taken:
                     stop.wait(IDLE_WAIT)
         finally:
@@ -83,7 +94,8 @@ class Sequencer:
         settings = self.config.settings
         started = time.monotonic()
         try:
-            ingestor = Ingestor(self.engine, settings_for(settings.story_window), settings.preferred_sources)
+            ingestor = Ingestor(self.engine, settings_for(settings.story_window, settings.semantic_clustering),
+                                settings.preferred_sources)
             ingestor.reload()
         except DBAPIError as exc:
             log.error("sequencer engine not loaded: database error: %s", exc.orig or exc)
@@ -100,10 +112,16 @@ class Sequencer:
     def drain_once(self, limit: int = WRITE_BATCH) -> int:
         """Store up to ``limit`` staged articles, oldest staged first, in one transaction; how many were taken."""
         connection = self.leadership.connection
+        if connection.invalidated:  # its next use would open a new session, one that does not hold the lock
+            self._step_down()
+            return 0
         if connection.in_transaction():
             connection.commit()
+        pending = select(_PENDING).order_by(_PENDING.c.id).limit(1 if self._isolating else limit)
+        if self._unstorable:
+            pending = pending.where(_PENDING.c.id.not_in(self._unstorable))
         with Session(bind=connection) as session:
-            rows = session.execute(select(_PENDING).order_by(_PENDING.c.id).limit(limit)).all()
+            rows = session.execute(pending).all()
             if not rows:
                 session.commit()
                 return 0
@@ -117,7 +135,16 @@ class Sequencer:
             except Exception:
                 session.rollback()
                 self.ingestor.reload()  # the engine counted the batch: back in step with what was committed
-                raise
+                if len(rows) > 1:  # find the row at fault: the batch's rows go one at a time
+                    self._isolating = len(rows)
+                    raise
+                # One article the engine cannot take must not hold up those staged after it: it stays staged
+                # (status shows its age), and this sequencer passes over it until it restarts.
+                self._unstorable.add(rows[0].id)
+                log.exception("staged article %s/%s (row %d) cannot be stored: left in the staging table",
+                              rows[0].source_key, rows[0].external_id, rows[0].id)
+                return 0
+        self._isolating = max(0, self._isolating - 1)
         self.sequenced += len(rows)
         return len(rows)
 

@@ -20,7 +20,7 @@ from ..config import Config, FeedConfig
 from ..ingest import Incoming
 from ..models import Article, PendingArticle, utcnow
 from ..parse import ParsedEntry
-from ..pipeline import Poller, _Progress, incoming_from
+from ..pipeline import WRITE_BATCH, Poller, _Progress, incoming_from
 from .queue import QUEUE
 
 POLL_FEED = "poll_feed"
@@ -48,8 +48,10 @@ def register_tasks(app: procrastinate.App) -> None:
     # A retry strategy also queues again a job cut short by its worker's shutdown (after its grace period).
     app.task(name=POLL_FEED, queue=QUEUE, pass_context=True,
              retry=procrastinate.RetryStrategy(max_attempts=2, wait=5))(poll_feed)
+    # A page is asked for once (the feed's validators are saved when its jobs are queued), so its job's retries,
+    # 5 s to 10 min apart, outlast a database failover.
     app.task(name=EXTRACT_ENTRY, queue=QUEUE, pass_context=True,
-             retry=procrastinate.RetryStrategy(max_attempts=3, wait=10))(extract_entry)
+             retry=procrastinate.RetryStrategy(max_attempts=5, exponential_wait=5))(extract_entry)
 
 
 async def poll_feed(context: procrastinate.JobContext, feed_name: str) -> None:
@@ -90,10 +92,13 @@ def stage(engine: Engine, items: list[Incoming], worker: str) -> int:
         return 0
     created = utcnow()
     rows = [{**asdict(item), "created_at": created, "worker": worker} for item in items]
-    statement = (insert(_PENDING).values(rows).on_conflict_do_nothing(constraint="uq_pending_article_identity")
-                 .returning(_PENDING.c.id))
+    added = 0
     with engine.begin() as connection:
-        return len(connection.execute(statement).all())
+        for start in range(0, len(rows), WRITE_BATCH):  # one statement of them all could pass PostgreSQL's
+            statement = (insert(_PENDING).values(rows[start : start + WRITE_BATCH])  # 65,535 parameters
+                         .on_conflict_do_nothing(constraint="uq_pending_article_identity").returning(_PENDING.c.id))
+            added += len(connection.execute(statement).all())
+    return added
 
 
 def staged_ids(engine: Engine, source_key: str, external_ids: list[str]) -> set[str]:
