@@ -26,6 +26,8 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+import aggregator.body as body_module
+import aggregator.egress as egress_module
 import aggregator.fetch as fetch_module
 from aggregator.config import Settings, parse_config
 from aggregator.fetch import (
@@ -195,7 +197,7 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
             return await real(host, port)
         return answer() if callable(answer) else list(answer)
 
-    monkeypatch.setattr(fetch_module, "resolve_host", fake)
+    monkeypatch.setattr(egress_module, "resolve_host", fake)
     return answers  # type: ignore[return-value]
 
 
@@ -217,8 +219,8 @@ def bombs() -> dict[str, bytes]:
         "raw-deflate": raw,
         "gzip, gzip": gzip.compress(gzipped),  # a few hundred bytes that inflate to 100 MiB
     }
-    if fetch_module._BROTLI is not None:
-        made["br"] = compress_zeros(fetch_module._BROTLI.Compressor(quality=5), BOMB_SIZE)
+    if body_module._BROTLI is not None:
+        made["br"] = compress_zeros(body_module._BROTLI.Compressor(quality=5), BOMB_SIZE)
     return made
 
 
@@ -533,14 +535,14 @@ def test_backend_connects_only_to_the_urls_host_and_port(site: LocalSite, networ
     port = int(site.base_url.rsplit(":", 1)[1])
 
     async def run() -> None:
-        token = fetch_module._ORIGIN.set(("127.0.0.1", port))
+        token = egress_module.REQUEST_ORIGIN.set(("127.0.0.1", port))
         try:
             with pytest.raises(EgressRefused, match="not the host and port of the URL"):
                 await backend.connect_tcp("127.0.0.1", port + 1)
             with pytest.raises(EgressRefused, match="not the host and port of the URL"):
                 await backend.connect_tcp("proxy.example", port)
         finally:
-            fetch_module._ORIGIN.reset(token)
+            egress_module.REQUEST_ORIGIN.reset(token)
         with pytest.raises(EgressRefused, match="unix socket"):
             await backend.connect_unix_socket("/var/run/docker.sock")
 
@@ -840,8 +842,8 @@ ENCODINGS: list[tuple[str, Callable[[bytes], bytes]]] = [
     ("deflate, gzip", lambda data: gzip.compress(zlib.compress(data))),
     ("GZIP , identity", gzip.compress),
 ]
-if fetch_module._BROTLI is not None:
-    brotli_compress = fetch_module._BROTLI.compress
+if body_module._BROTLI is not None:
+    brotli_compress = body_module._BROTLI.compress
     ENCODINGS += [("br", brotli_compress), ("br, gzip", lambda data: gzip.compress(brotli_compress(data)))]
 
 
@@ -890,7 +892,7 @@ def test_too_many_nested_encodings_refused(site: LocalSite) -> None:
     assert "too many content encodings" in fetch_error(site.url("/deep")).reason
 
 
-UNSUPPORTED = ["zstd", "compress", "x-something"] + ([] if fetch_module._BROTLI else ["br"])
+UNSUPPORTED = ["zstd", "compress", "x-something"] + ([] if body_module._BROTLI else ["br"])
 
 
 @pytest.mark.parametrize("encoding", UNSUPPORTED)
@@ -904,7 +906,7 @@ def test_accept_encoding_offers_only_what_is_decoded_with_bounds(site: LocalSite
     fetch(site.url("/feed.xml"))
     sent = site.requests[-1][1]["Accept-Encoding"]
     assert sent == ACCEPT_ENCODING
-    assert ("br" in sent) == (fetch_module._BROTLI is not None)
+    assert ("br" in sent) == (body_module._BROTLI is not None)
     assert "zstd" not in sent
 
 
