@@ -214,10 +214,13 @@ def _reference(tmp_path: Path, config: Path) -> set[frozenset]:
         engine.dispose()
 
 
+# this test's database only: other runs may share the server
+_OURS = "FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE "
+
+
 def _holder_pid(engine, role: str) -> int | None:
     """The process id of the cluster process holding ``role``'s lock, from its application_name."""
-    name = _scalar(engine, "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE :n",
-                   n=f"aggregator {role} %")
+    name = _scalar(engine, "SELECT application_name " + _OURS + ":n", n=f"aggregator {role} %")
     return int(name.rsplit(":", 1)[1]) if name else None
 
 
@@ -233,10 +236,10 @@ def test_a_one_shot_poll_holds_the_sequencer_lock_under_its_name(pg_database):
     try:
         with DaemonLock(engine, purpose="poll"):
             assert not sequencer.try_acquire()  # a poll writes stories: no sequencer beside it
-            assert _scalar(engine, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+            assert _scalar(engine, "SELECT count(*) " + _OURS +
                            "'aggregator poll %'") == 1
         assert sequencer.try_acquire()  # released, though its connection went back to the pool
-        assert _scalar(engine, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+        assert _scalar(engine, "SELECT count(*) " + _OURS +
                        "'aggregator poll %'") == 0
     finally:
         sequencer.dispose()
@@ -262,7 +265,7 @@ def test_one_process_at_a_time_holds_a_role_and_a_standby_takes_it_over(pg_datab
     try:
         assert first.try_acquire() and first.alive()
         assert not second.try_acquire()
-        name = _scalar(engine, "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE "
+        name = _scalar(engine, "SELECT application_name " + _OURS +
                        "'aggregator sequencer %'")
         assert name.endswith(f":{os.getpid()}")
         first.release()
