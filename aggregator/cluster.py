@@ -3,8 +3,8 @@
 The engine is pure and in memory: it decides where an article belongs and keeps the indexes of the open
 window; the pipeline stores the decision and the engine is rebuilt from stored rows on start.
 
-- Same article: identical normalised text, else MinHash over word shingles with an LSH index; a candidate is
-  verified by the estimated containment of the shorter text in the longer (wire copies get cut).
+- Same article (neardup.py): identical normalised text, else MinHash over word shingles with an LSH index; a
+  candidate is verified by the estimated containment of the shorter text in the longer (wire copies get cut).
 - Same story: TF-IDF vectors of title and lead compared with the open stories' centroids, candidates found
   through an inverted index over their terms, within the story window; stories whose centroids converge merge,
   and a few-article fragment folds into a big active story at a lower bar.
@@ -32,21 +32,16 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from .evidence import EventRule, evidence, listed
-from .lsh import MinHashIndex, signature
-from .text import content_hash, shingle_hashes, terms, words
+from .lsh import MinHashIndex
+from .neardup import SIGNAL_HASH, SIGNAL_NEAR, SameArticle, containment_of
+from .text import content_hash, terms, words
 
 if TYPE_CHECKING:
     from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
 
-_NO_HASHES = np.zeros(0, dtype=np.uint32)
+__all__ = ["SIGNAL_HASH", "SIGNAL_NEAR", "SIGNAL_NEW", "SIGNAL_STORY", "ClusterSettings", "Clusterer", "Decision",
+           "Features", "Signal", "StoredArticle"]
 
-
-def _identity(value):
-    return value
-
-
-SIGNAL_HASH = "text-hash"
-SIGNAL_NEAR = "near-duplicate"
 SIGNAL_STORY = "story-similarity"
 SIGNAL_NEW = "new-story"
 
@@ -338,18 +333,12 @@ def _norm(vector: dict[str, float]) -> float:
     return math.hypot(*vector.values()) or 1.0
 
 
-def _containment_of(jaccard: float, size: float, other_size: float) -> float:
-    """The share of the smaller of two shingle sets found in the other, from their Jaccard similarity and sizes."""
-    shared = jaccard * (size + other_size) / (1.0 + jaccard)
-    return min(1.0, shared / max(1.0, min(size, other_size)))
-
-
 def _heaviest(vector: dict[str, float], count: int) -> list[str]:
     """The ``count`` terms of ``vector`` with the largest weights, heaviest first."""
     return [term for term, _ in sorted(vector.items(), key=itemgetter(1), reverse=True)[:count]]
 
 
-class Clusterer:
+class Clusterer(SameArticle):
     def __init__(self, settings: ClusterSettings | None = None):
         self.settings = settings or ClusterSettings()
         s = self.settings
@@ -384,10 +373,7 @@ class Clusterer:
     def features(self, title: str, text: str, when: datetime, source: str = "") -> Features:
         s = self.settings
         body_words = words(text) if text and text.strip() != title.strip() else []
-        hashes = shingle_hashes(body_words, s.shingle_size) if len(body_words) >= s.min_shingles else _NO_HASHES
-        minhash = None
-        if len(hashes) >= s.min_shingles:
-            minhash = self._minhash(signature(hashes, self._permutations))
+        minhash, shingle_count = self._shingle_signature(body_words)
         return Features(
             title=title,
             source=source,
@@ -395,7 +381,7 @@ class Clusterer:
             content_hash=content_hash(title, text, body_words),
             terms=self._terms(title, body_words),
             minhash=minhash,
-            shingle_count=len(hashes),
+            shingle_count=shingle_count,
             evidence=evidence(text, s.evidence_words) if body_words else frozenset(),
             vector=self._embedding(title) if s.semantic and not body_words else None,
         )
@@ -425,13 +411,6 @@ class Clusterer:
                 vector[term] += 1.0
         return vector
 
-    def _minhash(self, hashvalues: np.ndarray | None = None) -> MinHash:
-        from datasketch import MinHash
-
-        # Shingles arrive already hashed (shingle_hashes), so the hash function is the identity.
-        return MinHash(num_perm=self.settings.num_perm, permutations=self._permutations, hashvalues=hashvalues,
-                       hashfunc=_identity, scheme="affine32")
-
     def _idf(self, term: str) -> float:
         return math.log((self.documents + 1) / (self.df.get(term, 0) + 1)) + 1.0
 
@@ -449,27 +428,7 @@ class Clusterer:
         idf = self._idf
         return {t: (1.0 + math.log(c)) * idf(t) if c >= 1 else c * idf(t) for t, c in article_terms.items()}
 
-    # ---- same article ---------------------------------------------------------------------------------------
-
-    def find_duplicate(self, feats: Features) -> tuple[int, str, float] | None:
-        """The open-window article this one copies, with the signal and score that said so."""
-        original = self.by_hash.get(feats.content_hash)
-        if original is not None and original in self.articles:
-            return original, SIGNAL_HASH, 1.0
-        if feats.minhash is None:
-            return None
-        best: tuple[int, str, float] | None = None
-        keys = [key for key in self.index.query(feats.signature, self.settings.lsh_max_candidates)
-                if key in self.articles and self._open(self.articles[key].when)]
-        # Shingles that many texts of the window hold (a shared sign-off) count neither as shared nor in a
-        # text's size: in a short text they alone would pass the containment threshold.
-        jaccards, own_share, shares = self.index.plain_jaccards(feats.signature, keys)
-        size = feats.shingle_count * own_share
-        for key, jaccard, share in zip(keys, jaccards, shares, strict=True):
-            score = _containment_of(jaccard, size, self.articles[key].shingle_count * share)
-            if score >= self.settings.duplicate_containment and (best is None or score > best[2]):
-                best = (key, SIGNAL_NEAR, round(score, 4))
-        return best
+    # ---- same article: see neardup.SameArticle -------------------------------------------------------------
 
     # ---- same story -----------------------------------------------------------------------------------------
 
@@ -895,7 +854,7 @@ class Clusterer:
             jaccard = a.minhash.jaccard(b.minhash)
             # as find_duplicate measures it: without the values that many texts of the window hold
             plain, own_share, (share,) = self.index.plain_similarities(a.signature, b.signature[None, :])
-            containment = _containment_of(plain[0], a.shingle_count * own_share, b.shingle_count * share)
+            containment = containment_of(plain[0], a.shingle_count * own_share, b.shingle_count * share)
             signals.append(Signal("minhash-jaccard", jaccard, s.lsh_threshold, jaccard >= s.lsh_threshold))
             signals.append(Signal("containment", containment, s.duplicate_containment,
                                   containment >= s.duplicate_containment))
