@@ -3,8 +3,8 @@
 The engine is pure and in memory: it decides where an article belongs and keeps the indexes of the open
 window; the pipeline stores the decision and the engine is rebuilt from stored rows on start.
 
-- Same article: identical normalised text, else MinHash over word shingles with an LSH index; a candidate is
-  verified by the estimated containment of the shorter text in the longer (wire copies get cut).
+- Same article (neardup.py): identical normalised text, else MinHash over word shingles with an LSH index; a
+  candidate is verified by the estimated containment of the shorter text in the longer (wire copies get cut).
 - Same story: TF-IDF vectors of title and lead compared with the open stories' centroids, candidates found
   through an inverted index over their terms, within the story window; stories whose centroids converge merge,
   and a few-article fragment folds into a big active story at a lower bar.
@@ -31,22 +31,19 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .evidence import EventRule, evidence, listed
-from .lsh import MinHashIndex, signature
-from .text import content_hash, shingle_hashes, terms, words
+from .evidence import EventRule, evidence
+from .explain import Explanations, Signal
+from .lsh import MinHashIndex
+from .neardup import SIGNAL_HASH, SIGNAL_NEAR, SameArticle
+from .text import content_hash, terms, words
+from .vectors import vector_dot, vector_norm
 
 if TYPE_CHECKING:
     from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
 
-_NO_HASHES = np.zeros(0, dtype=np.uint32)
+__all__ = ["SIGNAL_HASH", "SIGNAL_NEAR", "SIGNAL_NEW", "SIGNAL_STORY", "ClusterSettings", "Clusterer", "Decision",
+           "Features", "Signal", "StoredArticle"]
 
-
-def _identity(value):
-    return value
-
-
-SIGNAL_HASH = "text-hash"
-SIGNAL_NEAR = "near-duplicate"
 SIGNAL_STORY = "story-similarity"
 SIGNAL_NEW = "new-story"
 
@@ -243,113 +240,12 @@ class _Article:
     terms: tuple[str, ...] = ()  # counted in the document frequencies while the article is in the window
 
 
-# How each signal reads to a person: a plain name, and the kind of value it measures (which gives its unit and
-# whether the threshold is a floor or, for a time gap, a ceiling).
-_SIGNAL_TEXT = {
-    SIGNAL_HASH: ("identical text (normalised)", "yes-no"),
-    "minhash-jaccard": ("word-sequence overlap (MinHash Jaccard)", "ratio"),
-    "containment": ("share of the shorter text in the longer", "percent"),
-    "minhash": ("near-duplicate check (MinHash)", "skipped"),
-    "term-cosine": ("title and lead similarity, quiet story", "ratio"),
-    "term-cosine-active-story": ("title and lead similarity, active story", "ratio"),
-    "shared-terms": ("content words in common", "words"),
-    "shared-evidence": ("names and figures of A in B", "names"),
-    "hours-apart": ("time apart", "hours"),
-    "semantic-cosine": ("headline meaning (sentence embeddings)", "ratio"),
-}
-
-
-@dataclass
-class Signal:
-    name: str
-    score: float
-    threshold: float | None
-    decided: bool
-    detail: str = ""  # what the score counts, in words ("haiti, 7.1")
-
-    @property
-    def label(self) -> str:
-        """The signal's name in plain words."""
-        return _SIGNAL_TEXT.get(self.name, (self.name, ""))[0]
-
-    @property
-    def _kind(self) -> str:
-        return _SIGNAL_TEXT.get(self.name, ("", "ratio"))[1]
-
-    def _format(self, value: float) -> str:
-        kind = self._kind
-        if kind == "yes-no":
-            return "yes" if value >= 1.0 else "no"
-        if kind == "percent":
-            return f"{value * 100:.0f} %"
-        if kind == "words":
-            return f"{value:.0f} word" + ("" if value == 1 else "s")
-        if kind == "hours":
-            return f"{value:.1f} h"
-        if kind == "skipped":
-            return "-"
-        if kind == "names":
-            return f"{value * 100:.0f} %"
-        return f"{value:.2f}"
-
-    @property
-    def value_text(self) -> str:
-        """The score with its unit: "0.42", "64 %", "5 words", "5.2 h", "yes"; then its detail, if any."""
-        text = self._format(self.score)
-        return f"{text} ({self.detail})" if self.detail else text
-
-    @property
-    def threshold_text(self) -> str:
-        """What the score must reach ("at least 0.30"), or not exceed for a time gap ("at most 72 h")."""
-        if self.threshold is None:
-            return "-"
-        if self._kind == "yes-no":
-            return "yes"
-        if self._kind == "hours":
-            return f"at most {self.threshold:g} h"
-        return f"at least {self._format(self.threshold)}"
-
-    @property
-    def verdict(self) -> str:
-        if self.threshold is None:
-            return {"skipped": "not run: too little text", "names": "not run: too few names"}.get(self._kind, "-")
-        return "met" if self.decided else "missed"
-
-    def describe(self) -> str:
-        """One line: "time apart: 5.2 h (met: at most 72 h)"."""
-        if self.threshold is None:
-            if self._kind == "skipped":
-                return f"{self.label}: {self.verdict}"
-            if self._kind == "names":
-                return f"{self.label}: {self.value_text} ({self.verdict})"
-            return f"{self.label}: {self.value_text}"
-        return f"{self.label}: {self.value_text} ({self.verdict} threshold: {self.threshold_text})"
-
-
-def _dot(a: dict[str, float], b: dict[str, float]) -> float:
-    if len(a) > len(b):
-        a, b = b, a
-    # two centroids share a small part of their terms: intersecting the keys (in C) first is several times
-    # cheaper than looking every term of the smaller one up in the other
-    return sum(a[t] * b[t] for t in a.keys() & b.keys())
-
-
-def _norm(vector: dict[str, float]) -> float:
-    return math.hypot(*vector.values()) or 1.0
-
-
-def _containment_of(jaccard: float, size: float, other_size: float) -> float:
-    """The share of the smaller of two shingle sets found in the other, from their Jaccard similarity and sizes."""
-    shared = jaccard * (size + other_size) / (1.0 + jaccard)
-    return min(1.0, shared / max(1.0, min(size, other_size)))
-
-
 def _heaviest(vector: dict[str, float], count: int) -> list[str]:
     """The ``count`` terms of ``vector`` with the largest weights, heaviest first."""
     return [term for term, _ in sorted(vector.items(), key=itemgetter(1), reverse=True)[:count]]
 
 
-class Clusterer:
+class Clusterer(SameArticle, Explanations):
     def __init__(self, settings: ClusterSettings | None = None):
         self.settings = settings or ClusterSettings()
         s = self.settings
@@ -384,10 +280,7 @@ class Clusterer:
     def features(self, title: str, text: str, when: datetime, source: str = "") -> Features:
         s = self.settings
         body_words = words(text) if text and text.strip() != title.strip() else []
-        hashes = shingle_hashes(body_words, s.shingle_size) if len(body_words) >= s.min_shingles else _NO_HASHES
-        minhash = None
-        if len(hashes) >= s.min_shingles:
-            minhash = self._minhash(signature(hashes, self._permutations))
+        minhash, shingle_count = self._shingle_signature(body_words)
         return Features(
             title=title,
             source=source,
@@ -395,7 +288,7 @@ class Clusterer:
             content_hash=content_hash(title, text, body_words),
             terms=self._terms(title, body_words),
             minhash=minhash,
-            shingle_count=len(hashes),
+            shingle_count=shingle_count,
             evidence=evidence(text, s.evidence_words) if body_words else frozenset(),
             vector=self._embedding(title) if s.semantic and not body_words else None,
         )
@@ -425,13 +318,6 @@ class Clusterer:
                 vector[term] += 1.0
         return vector
 
-    def _minhash(self, hashvalues: np.ndarray | None = None) -> MinHash:
-        from datasketch import MinHash
-
-        # Shingles arrive already hashed (shingle_hashes), so the hash function is the identity.
-        return MinHash(num_perm=self.settings.num_perm, permutations=self._permutations, hashvalues=hashvalues,
-                       hashfunc=_identity, scheme="affine32")
-
     def _idf(self, term: str) -> float:
         return math.log((self.documents + 1) / (self.df.get(term, 0) + 1)) + 1.0
 
@@ -449,27 +335,7 @@ class Clusterer:
         idf = self._idf
         return {t: (1.0 + math.log(c)) * idf(t) if c >= 1 else c * idf(t) for t, c in article_terms.items()}
 
-    # ---- same article ---------------------------------------------------------------------------------------
-
-    def find_duplicate(self, feats: Features) -> tuple[int, str, float] | None:
-        """The open-window article this one copies, with the signal and score that said so."""
-        original = self.by_hash.get(feats.content_hash)
-        if original is not None and original in self.articles:
-            return original, SIGNAL_HASH, 1.0
-        if feats.minhash is None:
-            return None
-        best: tuple[int, str, float] | None = None
-        keys = [key for key in self.index.query(feats.signature, self.settings.lsh_max_candidates)
-                if key in self.articles and self._open(self.articles[key].when)]
-        # Shingles that many texts of the window hold (a shared sign-off) count neither as shared nor in a
-        # text's size: in a short text they alone would pass the containment threshold.
-        jaccards, own_share, shares = self.index.plain_jaccards(feats.signature, keys)
-        size = feats.shingle_count * own_share
-        for key, jaccard, share in zip(keys, jaccards, shares, strict=True):
-            score = _containment_of(jaccard, size, self.articles[key].shingle_count * share)
-            if score >= self.settings.duplicate_containment and (best is None or score > best[2]):
-                best = (key, SIGNAL_NEAR, round(score, 4))
-        return best
+    # ---- same article: see neardup.SameArticle -------------------------------------------------------------
 
     # ---- same story -----------------------------------------------------------------------------------------
 
@@ -507,7 +373,7 @@ class Clusterer:
         updated story back (bounded however many stories are open); the best of them are scored exactly.
         """
         s = self.settings
-        norm = _norm(weights)
+        norm = vector_norm(weights)
         total = sum(weights.values()) or 1.0
         partial: dict[int, float] = {}
         get = partial.get
@@ -595,7 +461,7 @@ class Clusterer:
             other = self.stories[other_id]
             if not self._in_window(other, when):
                 continue
-            dot = _dot(vector, other.vector) + _dot(weights, other.vector)
+            dot = vector_dot(vector, other.vector) + vector_dot(weights, other.vector)
             cosine = dot / (norm * other.norm)
             if timed:  # two stories' spans: apart by the gap between them, if any
                 cosine *= 0.5 ** (max(0.0, (other.first - last).total_seconds(), (first - other.last).total_seconds())
@@ -721,7 +587,7 @@ class Clusterer:
         for story_id in sorted(touched, key=lambda sid: self.stories[sid].last_seq):
             story = self.stories[story_id]
             vector = story.vector
-            story.norm = _norm(vector)
+            story.norm = vector_norm(vector)
             story.top = _heaviest(vector, self.settings.merge_terms)
             for term in vector:
                 posting = postings[term]
@@ -804,7 +670,7 @@ class Clusterer:
         else:
             last_seq = max(target.last_seq, source.last_seq)
             self._add_to_story(into, source.vector, source.last)
-            target.norm = _norm(target.vector)
+            target.norm = vector_norm(target.vector)
             target.top = _heaviest(target.vector, self.settings.merge_terms)
             target.first = min(target.first, source.first)
             target.last_seq = last_seq
@@ -858,7 +724,7 @@ class Clusterer:
         for story_id in thinned:
             story = self.stories[story_id]
             story.members = [aid for aid in story.members if aid in self.articles]
-            story.norm = _norm(story.vector)
+            story.norm = vector_norm(story.vector)
             story.top = _heaviest(story.vector, self.settings.merge_terms)
         return closed
 
@@ -877,44 +743,3 @@ class Clusterer:
                 posting.pop(story_id, None)
                 if not posting:
                     del self.postings[term]
-
-    # ---- explanation ----------------------------------------------------------------------------------------
-
-    def _evidence_signal(self, a: Features, b: Features, wb: dict[str, float]) -> Signal:
-        """How much of A's names and figures B's names and words use too, as when A meets B's story (no
-        threshold when either names too few for the rule to judge)."""
-        share, detail, decided, judged = self.events.compared(a.evidence, b.evidence, a.title, wb)
-        return Signal("shared-evidence", share, self.settings.evidence_min_share if judged else None, decided,
-                      detail)
-
-    def compare(self, a: Features, b: Features) -> list[Signal]:
-        """Each signal between two articles, with its score and the threshold it met or missed."""
-        s = self.settings
-        signals = [Signal(SIGNAL_HASH, float(a.content_hash == b.content_hash), 1.0, a.content_hash == b.content_hash)]
-        if a.minhash is not None and b.minhash is not None:
-            jaccard = a.minhash.jaccard(b.minhash)
-            # as find_duplicate measures it: without the values that many texts of the window hold
-            plain, own_share, (share,) = self.index.plain_similarities(a.signature, b.signature[None, :])
-            containment = _containment_of(plain[0], a.shingle_count * own_share, b.shingle_count * share)
-            signals.append(Signal("minhash-jaccard", jaccard, s.lsh_threshold, jaccard >= s.lsh_threshold))
-            signals.append(Signal("containment", containment, s.duplicate_containment,
-                                  containment >= s.duplicate_containment))
-        else:
-            signals.append(Signal("minhash", 0.0, None, False))
-        wa, wb = self.weights(a), self.weights(b)
-        cosine = _dot(wa, wb) / (_norm(wa) * _norm(wb))
-        shared = set(wa) & set(wb)
-        signals.append(Signal("term-cosine", cosine, s.story_threshold, cosine >= s.story_threshold))
-        signals.append(Signal("term-cosine-active-story", cosine, s.active_story_threshold,
-                              cosine >= s.active_story_threshold))
-        signals.append(Signal("shared-terms", float(len(shared)), float(s.story_min_shared_terms),
-                              len(shared) >= s.story_min_shared_terms,
-                              listed(sorted(shared, key=lambda t: (-wa[t] * wb[t], t)))))
-        signals.append(self._evidence_signal(a, b, wb))
-        if a.vector is not None and b.vector is not None:  # the semantic signal, on and both headlines alone
-            similarity = float(a.vector @ b.vector)
-            signals.append(Signal("semantic-cosine", similarity, s.semantic_floor, similarity >= s.semantic_floor))
-        gap = abs((a.when - b.when).total_seconds()) / 3600
-        window = s.window.total_seconds() / 3600
-        signals.append(Signal("hours-apart", gap, window, gap <= window))
-        return signals

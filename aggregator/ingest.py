@@ -476,10 +476,10 @@ def snapshot_path(engine: Engine) -> Path | None:
 @cache
 def _code_fingerprint() -> str:
     """A snapshot is the engine's objects as they were: only the code that made them can read them back."""
-    from . import cluster, lsh, text
+    from . import cluster, explain, lsh, neardup, text, vectors
 
     digest = hashlib.sha1()
-    for module in (cluster, lsh, text):
+    for module in (cluster, explain, lsh, neardup, text, vectors):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
 
