@@ -1,3 +1,5 @@
+import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -42,3 +44,39 @@ def demo_config_file(tmp_path, demo_site, three_outlets):
     path = tmp_path / "feeds.yaml"
     path.write_text(demo_feeds_yaml(three_outlets, demo_site.base_url))
     return path
+
+
+ADMIN_URL = os.environ.get("AGGREGATOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def pg_database():
+    """A factory of new, empty PostgreSQL databases of this test's own (dropped after); skips the test when no
+    server answers (the SQLite tests still cover the pipeline)."""
+    pytest.importorskip("psycopg")
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"aggregator_test_{uuid.uuid4().hex[:10]}"
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        except Exception as exc:  # noqa: BLE001 - no server, or not one that lets us in
+            pytest.skip(f"PostgreSQL not reachable: {exc}")
+        made.append(name)
+        return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+    yield make
+    with admin.connect() as connection:
+        for name in made:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database) -> str:
+    """The URL of one new, empty PostgreSQL database of this test's own."""
+    return pg_database()

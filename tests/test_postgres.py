@@ -1,10 +1,7 @@
 """The same pipeline on PostgreSQL (skipped when no server answers on 127.0.0.1:5432)."""
 
-import os
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlmodel import Session, func, select
 
 from aggregator.config import load_config
@@ -12,24 +9,6 @@ from aggregator.demo import serve_round
 from aggregator.models import Article, Story
 from aggregator.pipeline import poll_once
 from aggregator.store import DaemonLock, StoreError, open_database
-
-ADMIN_URL = os.environ.get("AGGREGATOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-@pytest.fixture
-def pg_url():
-    pytest.importorskip("psycopg")
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"aggregator_test_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # no server: the SQLite tests still cover the pipeline
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_pipeline_on_postgres(pg_url, demo_site, demo_config_file, three_outlets):

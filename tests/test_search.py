@@ -1,13 +1,12 @@
 """Full-text search: the query language, ranking, grouping, snippets, hostile queries and the index's upkeep,
 on SQLite and (when a server answers on 127.0.0.1:5432) PostgreSQL."""
 
-import os
 import random
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlmodel import Session
 
 from aggregator import search as search_module
@@ -19,7 +18,6 @@ from aggregator.query import list_stories
 from aggregator.search import SearchError, matching_story_ids, parse_query, search_stories, segments
 from aggregator.store import MIGRATIONS, make_engine, open_database, session_scope, upgrade
 
-ADMIN_URL = os.environ.get("AGGREGATOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 T0 = datetime(2026, 11, 24, 8)
 
 ABUSE = ['"', "*", "NEAR(", "-", "a OR", ")", "x" * 10_000, "!?.,;:()[]{}", "", "   ", '"""', "* * *", "-storm",
@@ -32,29 +30,11 @@ ABUSE = ['"', "*", "NEAR(", "-", "a OR", ")", "x" * 10_000, "!?.,;:()[]{}", "", 
 # ---- fixtures -------------------------------------------------------------------------------------------------
 
 
-def _postgres_url():
-    pytest.importorskip("psycopg")
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"aggregator_search_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # no server: the SQLite runs still cover search
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    return admin, name, ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/search.db"
-        return
-    admin, name, url = _postgres_url()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        return f"sqlite:///{tmp_path}/search.db"
+    return request.getfixturevalue("pg_database")()
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ holding the sequencer's advisory lock under its application_name, staging rows) 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlmodel import Session
 
 from aggregator.cli import main
@@ -26,25 +24,6 @@ from aggregator.workers.status import (
     SINGLE_PROCESS,
     cluster_status,
 )
-
-ADMIN_URL = os.environ.get("AGGREGATOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-@pytest.fixture
-def pg_url():
-    pytest.importorskip("psycopg")
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"aggregator_status_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # no server: nothing here can run
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture

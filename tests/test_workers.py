@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -28,32 +27,10 @@ from aggregator.models import utcnow
 pytest.importorskip("procrastinate")
 pytest.importorskip("psycopg")
 
-ADMIN_URL = os.environ.get("AGGREGATOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 150  # seconds a cluster may take to store everything before a test gives up
 
 
-@pytest.fixture
-def pg_database():
-    """A new, empty PostgreSQL database of this test's own (dropped after); a factory for more than one."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"aggregator_workers_{uuid.uuid4().hex[:10]}"
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-        except Exception as exc:  # noqa: BLE001 - no server: the SQLite tests still cover the pipeline
-            pytest.skip(f"PostgreSQL not reachable: {exc}")
-        made.append(name)
-        return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-    yield make
-    with admin.connect() as connection:
-        for name in made:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 # ---- a local site: feeds with originals and wire copies --------------------------------------------------
