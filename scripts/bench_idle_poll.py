@@ -20,35 +20,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aggregator.localsite import LocalSite  # noqa: E402
+from scripts import bench_304  # noqa: E402
 from scripts.bench_304 import feed  # noqa: E402
 
 NO_VALIDATORS: dict[str, str | None] = {"ETag": None, "Last-Modified": None}
 
 
 def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
-    """(wall seconds, CPU seconds, the finished process) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's package
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=environment)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:4])}... failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done
+    """(wall seconds, CPU seconds, the finished process) of one child process that must succeed."""
+    return bench_304.timed(command, ok=(0,))
 
 
 def config_file(folder: Path, name: str, urls: list[str]) -> Path:

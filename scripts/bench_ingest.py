@@ -204,6 +204,20 @@ def stored(database: Path) -> dict:
     return {"articles": sum(sources.values()), "page_texts": sources.get("page", 0), "copies": copies}
 
 
+def publish(site: LocalSite, site_pages: list[tuple[int, str, str]], pages_dir: Path) -> dict[int, list]:
+    """Serve the pages and their feeds from ``site`` and write the pages into ``pages_dir`` (the floor reads them
+    there); returns each feed's entries, (page number, title)."""
+    by_feed: dict[int, list[tuple[int, str]]] = {}
+    for number, (feed, title, html) in enumerate(site_pages):
+        site.put(f"/page/{number}.html", html)
+        (pages_dir / f"{number:05d}.html").write_text(html, encoding="utf-8")
+        by_feed.setdefault(feed, []).append((number, title))
+    for feed, entries in by_feed.items():
+        site.put(f"/feed{feed}.xml", feed_document(feed, entries, lambda n: site.url(f"/page/{n}.html")),
+                 "application/rss+xml")
+    return by_feed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=1000)
@@ -221,14 +235,7 @@ def main() -> None:
     with LocalSite() as site, tempfile.TemporaryDirectory(prefix="aggregator-ingest-") as tmp:
         pages_dir = Path(tmp) / "pages"
         pages_dir.mkdir()
-        by_feed: dict[int, list[tuple[int, str]]] = {}
-        for number, (feed, title, html) in enumerate(site_pages):
-            site.put(f"/page/{number}.html", html)
-            (pages_dir / f"{number:05d}.html").write_text(html, encoding="utf-8")
-            by_feed.setdefault(feed, []).append((number, title))
-        for feed, entries in by_feed.items():
-            site.put(f"/feed{feed}.xml", feed_document(feed, entries, lambda n: site.url(f"/page/{n}.html")),
-                     "application/rss+xml")
+        by_feed = publish(site, site_pages, pages_dir)
         config = Path(tmp) / "feeds.yaml"
         config.write_text(
             "settings:\n  allowed_networks: [127.0.0.1/32]\n  max_concurrency: 16\n  per_host_limit: 16\n"

@@ -240,15 +240,7 @@ def scaling(args: argparse.Namespace, folder: Path) -> dict:
     pages_dir = folder / "pages"
     pages_dir.mkdir()
     with LocalSite() as site:
-        by_feed: dict[int, list[tuple[int, str]]] = {}
-        for number, (feed, title, html) in enumerate(site_pages):
-            site.put(f"/page/{number}.html", html)
-            (pages_dir / f"{number:05d}.html").write_text(html, encoding="utf-8")
-            by_feed.setdefault(feed, []).append((number, title))
-        for feed, entries in by_feed.items():
-            site.put(f"/feed{feed}.xml",
-                     bench_ingest.feed_document(feed, entries, lambda n: site.url(f"/page/{n}.html")),
-                     "application/rss+xml")
+        by_feed = bench_ingest.publish(site, site_pages, pages_dir)
         config = write_config(folder, [(f"Outlet {f}", site.url(f"/feed{f}.xml")) for f in sorted(by_feed)])
         runs = [scaling_run(args.admin_url, config, n, len(site_pages), folder) for n in args.workers]
     # The floor: trafilatura alone in 1 and in N processes, N the most workers, so that the workers' speed-up can

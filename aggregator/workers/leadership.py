@@ -14,12 +14,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from .names import SCHEDULER_KEY, SEQUENCER_KEY  # noqa: F401 - the roles' keys, importable beside Leadership
 from .queue import connect_args
 
 log = logging.getLogger("aggregator.cluster")
 
-SEQUENCER_KEY = 0x61676773  # "aggs"
-SCHEDULER_KEY = 0x61676774  # "aggt"
 
 
 class Leadership:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,9 +12,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from ..models import PendingArticle
 from ..store import normalize_database_url
+from .names import QUEUE, SCHEMA_LOCK_KEY, process_name  # noqa: F401 - QUEUE: the queue this app serves
 
-QUEUE = "aggregator"
-SCHEMA_LOCK_KEY = 0x61676775  # "aggu": held while one process creates the queue's tables
 # Every connection of a cluster process: PostgreSQL notices a vanished peer (a machine switched off, a cable
 # pulled) within about idle + interval * count seconds, and frees the locks and jobs it held.
 # Keepalives only probe an idle socket; tcp_user_timeout also bounds a peer that stops acknowledging sent data.
@@ -24,11 +21,6 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, 
               "tcp_user_timeout": 25000}
 SERVER_KEEPALIVES = ("-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 "
                      "-c tcp_user_timeout=25000")
-
-
-def process_name(role: str) -> str:
-    """How a process shows in pg_stat_activity.application_name: ``aggregator <role> <host>:<pid>``."""
-    return f"aggregator {role} {socket.gethostname()}:{os.getpid()}"[:63]  # PostgreSQL keeps 63 bytes
 
 
 def connect_args(role: str) -> dict:

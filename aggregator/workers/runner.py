@@ -31,6 +31,7 @@ from ..pipeline import sync_feeds
 from ..scheduler import Daemon
 from ..store import StoreError, shown_url
 from .leadership import SCHEDULER_KEY, Leadership
+from .names import STALLED_AFTER
 from .queue import QUEUE, connect_args, ensure_schema, make_app, process_name, setup_lock
 from .sequencer import Sequencer
 from .tasks import POLL_FEED, QueuePoller, WorkerRuntime
@@ -38,10 +39,9 @@ from .tasks import POLL_FEED, QueuePoller, WorkerRuntime
 log = logging.getLogger("aggregator.cluster")
 
 LEADER_CHECK = 5.0  # seconds between a leader's checks of its lock (and a standby's asks for it)
-# A worker's heartbeat, and how long without one before its jobs are handed to another: a job of a killed
-# worker runs again within STALLED_AFTER + LEADER_CHECK seconds.
+# A worker's heartbeat; after STALLED_AFTER (names.py) without one its jobs are handed to another: a job of a
+# killed worker runs again within STALLED_AFTER + LEADER_CHECK seconds.
 HEARTBEAT = 5.0
-STALLED_AFTER = 20.0
 WORKER_CONCURRENCY = 8  # jobs at once in one worker: fetches overlap, extractions take turns on the cores
 MAX_REDOS = 3  # runs of one job whose worker vanished before it is failed
 SHUTDOWN_GRACE = 10.0  # seconds a stopping worker gives its running jobs; the others are retried elsewhere

@@ -19,15 +19,10 @@ from ..config import Config, Settings
 from ..digest import format_time
 from ..models import Feed, utcnow
 from ..store import shown_url
+from .names import APPLICATION_PREFIX, SCHEDULER_KEY, SEQUENCER_KEY
+from .names import QUEUE as QUEUE_NAME
+from .names import STALLED_AFTER as STALLED_AFTER_SECONDS
 
-# The same values as leadership.py, queue.py and runner.py, repeated so that status needs neither procrastinate
-# nor psycopg on SQLite (a test checks that they agree): the session-level advisory locks that choose the one
-# sequencer and the one scheduler, the queue's name, and how long a worker may go without a heartbeat.
-SEQUENCER_KEY = 0x61676773
-SCHEDULER_KEY = 0x61676774
-QUEUE_NAME = "aggregator"
-STALLED_AFTER_SECONDS = 20.0
-APPLICATION_PREFIX = "aggregator "
 SINGLE_PROCESS = "single-process"
 DISTRIBUTED = "distributed"
 JOB_STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
