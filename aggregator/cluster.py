@@ -33,13 +33,13 @@ import numpy as np
 
 from .evidence import EventRule, evidence
 from .explain import Explanations, Signal
-from .lsh import MinHashIndex
+from .lsh import MinHashIndex, permutations
 from .neardup import SIGNAL_HASH, SIGNAL_NEAR, SameArticle
 from .text import content_hash, terms, words
 from .vectors import vector_dot, vector_norm
 
 if TYPE_CHECKING:
-    from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
+    from .lsh import Signature
 
 __all__ = ["SIGNAL_HASH", "SIGNAL_NEAR", "SIGNAL_NEW", "SIGNAL_STORY", "ClusterSettings", "Clusterer", "Decision",
            "Features", "Signal", "StoredArticle"]
@@ -171,7 +171,7 @@ class Features:
     when: datetime
     content_hash: str
     terms: Counter  # term -> weighted count (title counted title_weight times)
-    minhash: MinHash | None
+    minhash: Signature | None
     shingle_count: int
     evidence: frozenset[str] = frozenset()  # names and figures of its first words (evidence.py): none for a headline
     vector: np.ndarray | None = field(default=None, repr=False, compare=False)  # sentence embedding (semantic)
@@ -249,12 +249,10 @@ class Clusterer(SameArticle, Explanations):
     def __init__(self, settings: ClusterSettings | None = None):
         self.settings = settings or ClusterSettings()
         s = self.settings
-        from datasketch import MinHash
-
         # near-duplicate candidates, open window only
         self.index = MinHashIndex(s.lsh_threshold, s.num_perm, frequent_share=s.lsh_frequent_share,
                                   frequent_min=s.lsh_frequent_min)
-        self._permutations = MinHash(num_perm=s.num_perm, seed=s.seed).permutations
+        self._permutations = permutations(s.num_perm, s.seed)
         self.articles: dict[int, _Article] = {}
         self.by_hash: dict[str, int] = {}
         self.stories: dict[int, _Story] = {}

@@ -12,13 +12,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .lsh import signature
+from .lsh import Signature, signature
 from .text import shingle_hashes
 
 if TYPE_CHECKING:
     from datetime import datetime
-
-    from datasketch import MinHash  # imported where a Clusterer is made: datasketch brings scipy (a third of a second)
 
     from .cluster import ClusterSettings, Features, _Article
     from .lsh import MinHashIndex
@@ -27,10 +25,6 @@ _NO_HASHES = np.zeros(0, dtype=np.uint32)
 
 SIGNAL_HASH = "text-hash"
 SIGNAL_NEAR = "near-duplicate"
-
-
-def _identity(value):
-    return value
 
 
 def containment_of(jaccard: float, size: float, other_size: float) -> float:
@@ -52,21 +46,14 @@ class SameArticle:
         """Whether an article of ``when`` is still in the engine's window (the engine says)."""
         raise NotImplementedError
 
-    def _shingle_signature(self, body_words: list[str]) -> tuple[MinHash | None, int]:
+    def _shingle_signature(self, body_words: list[str]) -> tuple[Signature | None, int]:
         """The MinHash of a body's word shingles (None when it has too few of them) and how many it has."""
         s = self.settings
         hashes = shingle_hashes(body_words, s.shingle_size) if len(body_words) >= s.min_shingles else _NO_HASHES
         minhash = None
         if len(hashes) >= s.min_shingles:
-            minhash = self._minhash(signature(hashes, self._permutations))
+            minhash = Signature(signature(hashes, self._permutations))
         return minhash, len(hashes)
-
-    def _minhash(self, hashvalues: np.ndarray | None = None) -> MinHash:
-        from datasketch import MinHash
-
-        # Shingles arrive already hashed (shingle_hashes), so the hash function is the identity.
-        return MinHash(num_perm=self.settings.num_perm, permutations=self._permutations, hashvalues=hashvalues,
-                       hashfunc=_identity, scheme="affine32")
 
     def find_duplicate(self, feats: Features) -> tuple[int, str, float] | None:
         """The open-window article this one copies, with the signal and score that said so."""

@@ -1,5 +1,8 @@
 """The near-duplicate candidate index: datasketch's banding over numpy arrays."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
@@ -146,3 +149,24 @@ def test_values_many_signatures_hold_at_a_position_count_for_no_similarity():
     for key in range(200):
         index.remove(key)
     assert not index._value_counts.any()  # removing gives the counts back
+
+
+@pytest.mark.parametrize("num_perm", [32, 128, 256])
+def test_permutations_and_banding_are_datasketchs(num_perm):
+    """Neither needs datasketch at run time (it imports scipy), yet both give what it gives."""
+    from aggregator.lsh import banding, permutations
+
+    for seed in (1, 3, 42):
+        expected = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+        assert np.array_equal(permutations(num_perm, seed), expected)
+    for threshold in (0.1, 0.2, 0.3, 0.45, 0.5, 0.6, 0.75, 0.8, 0.9):
+        reference = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        assert banding(threshold, num_perm) == (reference.b, reference.r)
+
+
+def test_engine_does_not_import_datasketch():
+    code = ("import sys; from datetime import datetime; from aggregator.cluster import Clusterer; "
+            "Clusterer().features('t', 'word ' * 300, datetime(2026, 1, 1)); "
+            "print('datasketch' in sys.modules, 'scipy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
