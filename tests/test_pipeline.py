@@ -351,6 +351,7 @@ def test_a_poll_holds_at_most_max_concurrency_pages_between_fetch_and_extraction
         return html
 
     monkeypatch.setattr(pipeline, "extract_from_html", slow_extract)
+    monkeypatch.setattr(pipeline, "EXTRACT_WORKERS", 1)  # the bound is max_concurrency, or two pages a process
     agg = Aggregator(database=f"sqlite:///{tmp_path}/pages.db", config=config)
     (result,) = poll_once(agg.engine, config)
     assert result.status == "ok" and result.new_entries == entries
