@@ -16,6 +16,7 @@ from sqlmodel import Session, SQLModel, create_engine
 
 from . import models
 from .dbfile import DATABASE_ENV, SCHEMA_VERSION, lock, unlock
+from .workers.names import SCHEMA_LOCK_KEY, SEQUENCER_KEY
 from .errors import StoreError
 from .models import Meta
 
@@ -207,7 +208,7 @@ def open_database(url: str | None = None, create: bool = True) -> Engine:
     return engine
 
 
-UPGRADE_LOCK_KEY = 0x61676775  # "aggu"
+UPGRADE_LOCK_KEY = SCHEMA_LOCK_KEY  # the queue's schema set-up takes the same lock
 
 
 @contextmanager
@@ -241,9 +242,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 class DaemonLock:
     """Held by the one daemon allowed per database (a file lock for SQLite, an advisory lock for PostgreSQL)."""
 
-    # On PostgreSQL, the story sequencer's lock (aggregator.workers.leadership.SEQUENCER_KEY): a one-shot poll
+    # On PostgreSQL, the story sequencer's lock (aggregator.workers.names.SEQUENCER_KEY): a one-shot poll
     # or a daemon writes stories itself, so it must not run beside a cluster's sequencer, nor beside another.
-    ADVISORY_KEY = 0x61676773  # "aggs"
+    ADVISORY_KEY = SEQUENCER_KEY
 
     def __init__(self, engine: Engine, purpose: str = "daemon"):
         self.engine = engine
