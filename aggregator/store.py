@@ -16,9 +16,9 @@ from sqlmodel import Session, SQLModel, create_engine
 
 from . import models
 from .dbfile import DATABASE_ENV, SCHEMA_VERSION, lock, unlock
-from .workers.names import SCHEMA_LOCK_KEY, SEQUENCER_KEY
 from .errors import StoreError
 from .models import Meta
+from .workers.names import SCHEMA_LOCK_KEY, SEQUENCER_KEY
 
 log = logging.getLogger(__name__)
 
