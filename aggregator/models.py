@@ -89,7 +89,7 @@ class Article(SQLModel, table=True):
     text_source: str = "feed"  # page | feed | title
     published_at: NaiveDatetime | None = Field(default=None, index=True)
     fetched_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
-    content_hash: str = Field(index=True)
+    content_hash: str  # the engine keeps the open window's in memory; nothing looks an article up by it
     minhash: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     minhash_scheme: str | None = None
     shingle_count: int = 0

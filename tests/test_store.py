@@ -117,3 +117,15 @@ def test_a_lock_file_that_cannot_be_made_is_one_line(tmp_path):
     (tmp_path / "a.db.lock").mkdir()  # in the way, as a read-only folder would be
     with pytest.raises(StoreError, match=r"cannot create the lock file .*a\.db\.lock: Is a directory"):
         DaemonLock(engine).acquire()
+
+
+def test_upgrade_to_4_drops_the_unread_content_hash_index(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/a.db")
+    with engine.begin() as connection:  # a version 3 database, which had the index
+        connection.execute(text("CREATE INDEX ix_article_content_hash ON article (content_hash)"))
+        connection.execute(text("UPDATE meta SET value = '3' WHERE key = 'schema_version'"))
+    assert upgrade(engine) == 3
+    with engine.connect() as connection:
+        indexes = {row[1] for row in connection.execute(text("PRAGMA index_list(article)"))}
+    assert "ix_article_content_hash" not in indexes and "ix_article_story_id" in indexes
+    assert schema_version(engine) == SCHEMA_VERSION
