@@ -69,6 +69,9 @@ _TRAILING = ".,;:!?)]}\"'’”…"
 _WORD_AT = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
 
+_WRITTEN_WORD = re.compile(r"[^\W_]+(?:['’.][^\W_]+)*", re.U)  # text.words' tokens, case kept
+
+
 def lead(text: str, count: int) -> str:
     """The first ``count`` words of ``text`` as written (its line breaks kept)."""
     parts = text.split(None, count)
@@ -215,19 +218,23 @@ def story_makeup(articles: Iterable[tuple[int, str, str, datetime, Iterable[str]
     name_counts: Counter = Counter()
     word_counts: Counter = Counter()
     shown: dict[str, str] = {}
+    written: dict[str, str] = {}  # content term -> the word as an article first wrote it ("U.S", "summits")
     times = []
     for article_id, title, text, when, article_terms in articles:
         times.append(when)
-        names = spotted(lead(text, words)) if text and text.strip() != title.strip() else {}
+        opening = lead(text, words) if text else ""
+        names = spotted(opening) if text and text.strip() != title.strip() else {}
         named[article_id] = names
         name_counts.update(names.keys())
         for term, name in names.items():
             shown.setdefault(term, name)
         word_counts.update(set(article_terms) - names.keys())
+        for word in _WRITTEN_WORD.findall(f"{title}\n{opening}"):
+            written.setdefault(stem(fold(word).replace("’", "'")), word)
     common = {term for term, count in name_counts.items() if count >= 2}
     return Makeup(
         names=[Shared(t, shown[t], c) for t, c in name_counts.most_common() if c >= 2][:limit],
-        words=[Shared(t, t, c) for t, c in word_counts.most_common() if c >= 2][:limit],
+        words=[Shared(t, written.get(t, t), c) for t, c in word_counts.most_common() if c >= 2][:limit],
         first=min(times, default=None), last=max(times, default=None), articles=len(times),
         shared_names={aid: [names[t] for t in sorted(names.keys() & common, key=lambda t: (-name_counts[t], t))][:8]
                       for aid, names in named.items()},

@@ -62,3 +62,11 @@ def test_a_storys_makeup_is_what_several_of_its_articles_share():
     assert [(w.term, w.articles) for w in makeup.words] == [("haiti", 3), ("quake", 2)]
     assert makeup.hours == 5.0 and makeup.articles == 3
     assert makeup.shared_names == {1: ["Port", "Preval"], 2: ["Port", "Preval"], 3: []}
+
+
+def test_a_story_shows_its_shared_words_as_written():
+    from aggregator.text import terms
+
+    titles = ["U.S. summits set in Budapest", "U.S. summit in Budapest: Trump and Putin to meet"]
+    makeup = story_makeup((n, title, "", datetime(2026, 10, 16, n), terms(title)) for n, title in enumerate(titles))
+    assert {w.term: w.shown for w in makeup.words} == {"u.s": "U.S", "summit": "summits", "budapest": "Budapest"}
