@@ -197,6 +197,7 @@ class StoredArticle(NamedTuple):
     weights: list[float]  # one a term, in the same order
     signature: bytes | None
     shingle_count: int
+    evidence: frozenset[str] = frozenset()  # the names and figures of its lead, as stored
 
 
 @dataclass
@@ -226,8 +227,8 @@ class _Story:
     # centroid, so a long-running story's vector stays the size of its open coverage. None: not counted yet
     # (a restart leaves it to the first time it is needed, see Clusterer._term_counts)
     counts: Counter | None = field(default_factory=Counter)
-    # the names and figures its articles name (evidence.py). Not stored (recomputing it needs every text): a
-    # story read back at a restart starts empty, and keeps no article out until new articles name enough
+    # the names and figures its articles name (evidence.py), rebuilt at a restart from what each article stored
+    # (none for articles stored before schema 5: such a story keeps no article out until new ones name enough)
     evidence: set[str] = field(default_factory=set)
 
 
@@ -578,6 +579,7 @@ class Clusterer(SameArticle, Explanations):
             story.last_seq = self.seq
             story.members.append(item.article_id)
             story.articles += 1
+            story.evidence.update(item.evidence)
             if story.counts is not None:
                 story.counts.update(terms)
             touched.add(item.story_id)

@@ -18,7 +18,7 @@ from .errors import StoreError
 if TYPE_CHECKING:
     from .config import Config
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DATABASE_ENV = "AGGREGATOR_DATABASE_URL"
 
 

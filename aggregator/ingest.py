@@ -102,7 +102,7 @@ class Ingestor:
             rows = session.exec(
                 select(
                     Article.id, Article.story_id, when, Article.content_hash, Article.terms, Article.term_weights,
-                    Article.minhash, Article.minhash_scheme, Article.shingle_count,
+                    Article.minhash, Article.minhash_scheme, Article.shingle_count, Article.evidence,
                 )
                 .join(Story, Story.id == Article.story_id)
                 .where(Story.closed == False, when >= end - self.settings.window)  # noqa: E712
@@ -172,11 +172,13 @@ class Ingestor:
         return True
 
     def _stored(self, row) -> StoredArticle:
-        article_id, story_id, moment, digest, terms, weights, signature, scheme, shingles = row
+        article_id, story_id, moment, digest, terms, weights, signature, scheme, shingles, names = row
+        names = frozenset(names.split()) if names else frozenset()
         current = scheme == self.settings.scheme or (signature is None and shingles == 0)
         if terms is not None and weights is not None and current:
             return StoredArticle(article_id, story_id, moment, digest, terms.split(),
-                                 np.frombuffer(weights, dtype="<f4").tolist(), signature, shingles if signature else 0)
+                                 np.frombuffer(weights, dtype="<f4").tolist(), signature, shingles if signature else 0,
+                                 names)
         # stored before weights were kept, or signed by another scheme or settings: recompute from the text, with
         # the IDF of the articles loaded so far (the engine is filled in arrival order)
         with Session(self.engine) as session:
@@ -184,7 +186,7 @@ class Ingestor:
         feats = self.clusterer.features(title, text or "", moment)
         weights = self.clusterer.weights(feats)
         return StoredArticle(article_id, story_id, moment, digest, list(weights), list(weights.values()),
-                             feats.signature_bytes(), feats.shingle_count)
+                             feats.signature_bytes(), feats.shingle_count, names or feats.evidence)
 
     def features_of(self, article: Article) -> Features:
         return self.clusterer.features(article.title, article.text, article.when, article.source)
@@ -288,6 +290,7 @@ class Ingestor:
             "shingle_count": feats.shingle_count,
             "terms": " ".join(weights),  # words hold no white space
             "term_weights": np.fromiter(weights.values(), dtype="<f4", count=len(weights)).tobytes(),
+            "evidence": " ".join(sorted(feats.evidence)) or None,
             "story_id": story_id,
             "story_signal": decision.story_signal,
             "story_score": decision.story_score,

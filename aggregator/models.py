@@ -98,6 +98,9 @@ class Article(SQLModel, table=True):
     # the vectors without reading the text again.
     terms: str | None = Field(default=None, sa_column=Column(Text))
     term_weights: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    # The names and figures of its lead (evidence.py), space-separated terms: a story rebuilt at a restart
+    # knows the events its articles name, as the story it was did. NULL for articles stored before schema 5.
+    evidence: str | None = Field(default=None, sa_column=Column(Text))
     story_id: int | None = Field(default=None, foreign_key="story.id", index=True)
     story_signal: str = ""
     story_score: float = 0.0

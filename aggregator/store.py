@@ -147,10 +147,17 @@ def _migrate_to_4(engine: Engine) -> None:
         connection.execute(text("DROP INDEX IF EXISTS ix_article_content_hash"))
 
 
+def _migrate_to_5(engine: Engine) -> None:
+    # Articles stored before keep NULL evidence: their stories are rebuilt without the names they used.
+    if "evidence" not in {column["name"] for column in inspect(engine).get_columns("article")}:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE article ADD COLUMN evidence TEXT"))
+
+
 # Each step upgrades the schema from version N-1 to N; a new column or table is a new step (create_all in step 1
 # makes today's tables, so a later step checks before it adds).
 MIGRATIONS: dict[int, Callable[[Engine], None]] = {
-    1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4,
+    1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4, 5: _migrate_to_5,
 }
 
 
