@@ -71,12 +71,9 @@ def attack(kind: str, document: bytes, headers: dict | None = None) -> ParsedFee
     """Parse ``document`` twice (CPU time, then memory), checking the limits and that nothing was opened."""
     _watch.events = []
     try:
-        started = time.process_time()
-        try:
-            result = parse_feed(document, headers or {}, "https://hostile.example/feed")
-        except ParseError:
-            result = None
-        cpu = time.process_time() - started
+        result, cpu = _timed_parse(document, headers)
+        if cpu >= CPU_LIMIT:  # a loaded machine's noise is seldom there twice; a slow parser is
+            cpu = min(cpu, _timed_parse(document, headers)[1])
         tracemalloc.start()
         try:
             parse_feed(document, headers or {}, "https://hostile.example/feed")
@@ -96,6 +93,15 @@ def attack(kind: str, document: bytes, headers: dict | None = None) -> ParsedFee
         assert_clean(result)
         assert sum(len(v) for v in _strings(result)) < 10 * len(document) + 10_000, "output amplified"
     return result
+
+
+def _timed_parse(document: bytes, headers: dict | None) -> tuple[ParsedFeed | None, float]:
+    started = time.process_time()
+    try:
+        result = parse_feed(document, headers or {}, "https://hostile.example/feed")
+    except ParseError:
+        result = None
+    return result, time.process_time() - started
 
 
 def refused(kind: str, document: bytes, headers: dict | None = None) -> None:
