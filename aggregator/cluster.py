@@ -35,7 +35,7 @@ from .evidence import EventRule, evidence
 from .explain import Explanations, Signal
 from .lsh import MinHashIndex
 from .neardup import SIGNAL_HASH, SIGNAL_NEAR, SameArticle
-from .text import content_hash, terms, words
+from .text import content_hash, headline, terms, words
 from .vectors import vector_dot, vector_norm
 
 if TYPE_CHECKING:
@@ -281,6 +281,7 @@ class Clusterer(SameArticle, Explanations):
         s = self.settings
         body_words = words(text) if text and text.strip() != title.strip() else []
         minhash, shingle_count = self._shingle_signature(body_words)
+        title = headline(title, source)  # its words, not the outlet's or the format's tags (text.headline)
         return Features(
             title=title,
             source=source,

@@ -96,6 +96,97 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _is_cjk(w))]
 
 
+# Tags that aggregators and outlets put around a headline: the outlet's name ("... - Reuters", "... | Fox News"),
+# an author ("... | Cas Mudde") or the item's format ("VIDEO: ...", "UPDATE 2-...", "... – video"). They say who
+# published the item or how, not what it tells, and a tag shared by many headlines of one outlet (or of every
+# outlet: "video") is a shared word that joins unrelated stories. Only a segment on the headline's edge, set off
+# by a separator, is a tag; the headline itself keeps at least _HEADLINE_WORDS words.
+_FORMAT_WORDS = (
+    r"video|videos|watch|live|live updates?|live blog|breaking(?: news)?|update(?: \d+)?|updated|exclusive|opinion"
+    r"|analysis|editorial|explainer|factbox|photos?|pictures|in pictures|gallery|podcast|audio|listen|the latest"
+    r"|as it happened|interview|review|comment|wrapup(?: \d+)?|corrected|refile|rpt|timeline|insight|special report"
+)
+# "(VIDEO) ...", "VIDEO: ...", "UPDATE 2-Headline" (a hyphen right before a capital), "Live - ..."
+_LEADING_FORMAT = re.compile(
+    rf"^\s*(?:[(\[](?:{_FORMAT_WORDS})[)\]]\s*[:|–—-]?|(?:{_FORMAT_WORDS})\s*(?:[:|–—]|-(?!\w)|-(?=(?-i:[A-Z]))))\s*",
+    re.I,
+)
+# "... (VIDEO)", "... – video", "... - live!"
+_TRAILING_FORMAT = re.compile(rf"\s*(?:[(\[](?:{_FORMAT_WORDS})[)\]]|\s[-–—|:]\s*(?:{_FORMAT_WORDS})[!.]?)\s*$", re.I)
+# the last segment after a separator set off by spaces: " - ", " | ", " – ", " : ", " · "
+_TRAILING_SEGMENT = re.compile(r"\s(?:[-–—|:·]|::)\s+([^-–—|:·]+?)\s*$")
+_TAG_WORD = re.compile(r"(?:[A-Z][\w'’.&!-]*|&|of|the|and|de|du|la|le|el|del|da|der|on|at|in|for|news|online)$")
+_HEADLINE_WORDS = 3
+_TAG_WORDS = 4
+
+
+def headline(title: str, source: str = "") -> str:
+    """``title`` without the outlet, author and format tags on its edges (see above).
+
+    A trailing segment after " - ", " | ", " – ", " : " is a tag when it is a format word ("– video"), names
+    ``source``, or looks like a name: at most four words, each capitalised (or a connective: "of", "the"), no
+    figure. A leading one when it is a format word ("VIDEO:", "UPDATE 2-", "(PHOTOS)").
+    """
+    text = title.strip()
+    names = True
+    for _ in range(3):  # "LIVE: ... – video | Outlet": a tag each pass, at most three
+        stripped = _strip_trailing_format(text)
+        if stripped != text:
+            # names are the outermost tags ("... – video | Outlet", "... · Best of · The A.V. Club"): a
+            # name-like segment before a format tag is the headline's own ("Echoes of the Past : The Hotel
+            # Syracuse (photos)")
+            names = False
+        elif names:
+            stripped = _strip_trailing_name(text, source)
+        if stripped == text:
+            stripped = _strip_leading(text)
+        if stripped == text:
+            break
+        text = stripped
+    return text
+
+
+def _enough(text: str) -> bool:
+    return len(text.split()) >= _HEADLINE_WORDS
+
+
+def _strip_leading(text: str) -> str:
+    match = _LEADING_FORMAT.match(text)
+    return text[match.end() :] if match and _enough(text[match.end() :]) else text
+
+
+def _strip_trailing_format(text: str) -> str:
+    match = _TRAILING_FORMAT.search(text)
+    return text[: match.start()].rstrip() if match and _enough(text[: match.start()]) else text
+
+
+def _strip_trailing_name(text: str, source: str) -> str:
+    match = _TRAILING_SEGMENT.search(text)
+    if match is None or not _enough(text[: match.start()]):
+        return text
+    segment = match.group(1).strip()
+    if _names_source(segment, source) or _looks_like_name(segment):
+        return text[: match.start()].rstrip()
+    return text
+
+
+def _names_source(segment: str, source: str) -> bool:
+    if not source:
+        return False
+    key, outlet = _letters(segment), _letters(source)
+    return bool(key) and bool(outlet) and (key in outlet or outlet in key)
+
+
+def _letters(text: str) -> str:
+    return "".join(ch for ch in fold(text) if ch.isalnum())
+
+
+def _looks_like_name(segment: str) -> bool:
+    tokens = segment.split()
+    return (0 < len(tokens) <= _TAG_WORDS and not any(ch.isdigit() for ch in segment)
+            and tokens[0][0].isupper() and all(_TAG_WORD.match(token) for token in tokens))
+
+
 def shingle_hashes(tokens: list[str], size: int) -> np.ndarray:
     """Distinct 32-bit hashes of the word ``size``-grams of ``tokens`` (of the whole text when it is shorter).
 
