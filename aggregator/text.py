@@ -6,6 +6,7 @@ import hashlib
 import re
 import unicodedata
 import zlib
+from collections.abc import Container
 
 import numpy as np
 
@@ -120,12 +121,13 @@ _HEADLINE_WORDS = 3
 _TAG_WORDS = 4
 
 
-def headline(title: str, source: str = "") -> str:
+def headline(title: str, source: str = "", tags: Container[str] = ()) -> str:
     """``title`` without the outlet, author and format tags on its edges (see above).
 
     A trailing segment after " - ", " | ", " – ", " : " is a tag when it is a format word ("– video"), names
-    ``source``, or looks like a name: at most four words, each capitalised (or a connective: "of", "the"), no
-    figure. A leading one when it is a format word ("VIDEO:", "UPDATE 2-", "(PHOTOS)").
+    ``source``, is one of ``tags`` (as :func:`edge_segment` gives it: what the stream showed to be a tag), or
+    looks like a name: at most four words, each capitalised (or a connective: "of", "the"), no figure. A
+    leading one when it is a format word ("VIDEO:", "UPDATE 2-", "(PHOTOS)").
     """
     text = title.strip()
     names = True
@@ -137,7 +139,7 @@ def headline(title: str, source: str = "") -> str:
             # Syracuse (photos)")
             names = False
         elif names:
-            stripped = _strip_trailing_name(text, source)
+            stripped = _strip_trailing_name(text, source, tags)
         if stripped == text:
             stripped = _strip_leading(text)
         if stripped == text:
@@ -160,14 +162,23 @@ def _strip_trailing_format(text: str) -> str:
     return text[: match.start()].rstrip() if match and _enough(text[: match.start()]) else text
 
 
-def _strip_trailing_name(text: str, source: str) -> str:
+def _strip_trailing_name(text: str, source: str, tags: Container[str]) -> str:
     match = _TRAILING_SEGMENT.search(text)
     if match is None or not _enough(text[: match.start()]):
         return text
     segment = match.group(1).strip()
-    if _names_source(segment, source) or _looks_like_name(segment):
+    if _names_source(segment, source) or _looks_like_name(segment) or (tags and _letters(segment) in tags):
         return text[: match.start()].rstrip()
     return text
+
+
+def edge_segment(title: str) -> tuple[str, str] | None:
+    """(the last segment of ``title`` after a separator, as a key; the rest) when the segment is short enough to
+    be a tag (at most six words) and the rest long enough to be a headline; else None."""
+    match = _TRAILING_SEGMENT.search(title.strip())
+    if match is None or len(match.group(1).split()) > _TAG_WORDS + 2 or not _enough(title[: match.start()]):
+        return None
+    return _letters(match.group(1)), title[: match.start()]
 
 
 def _names_source(segment: str, source: str) -> bool:

@@ -34,8 +34,8 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
   of its first two paragraphs, cut to headline length, shuffled, untimed (see ``ledes``);
 - gn-tagged, titles-tagged, ledes-tagged: gn, synd-titles and synd-ledes with their headlines tagged as
   aggregators show them: most with an outlet's name ("Headline - Reuters", "Headline | Fox News"), some with a
-  format prefix or suffix ("VIDEO: ", "LIVE: ", "UPDATE 2-", "– video", "(VIDEO)"); the outlet is the row's
-  source (see ``tagged``);
+  format prefix or suffix ("VIDEO: ", "LIVE: ", "UPDATE 2-", "– video", "(VIDEO)"); no source, as in a dump
+  replayed without one or an aggregator's feed (see ``tagged``);
 - feeds: real feed headlines from ../corpus/feeds (outlets, blogs, three languages), labelled by hand into stories
   (``FEED_STORIES``), shuffled, untimed: mostly what must stay apart.
 
@@ -375,7 +375,9 @@ OUTLETS = [("Reuters", " - "), ("Fox News", " | "), ("The Guardian", " | "), ("C
            ("Business Insider", " - "), ("Daily Mail Online", " | "), ("The Washington Post", " - "),
            ("CNBC", " - "), ("Forbes", " - "), ("USA TODAY", " - "), ("Los Angeles Times", " - "),
            ("HuffPost", " | "), ("NPR", " : "), ("Al Jazeera English", " - "), ("The Independent", " | "),
-           ("ABC News", " - "), ("Variety", " – "), ("TechCrunch", " – "), ("ESPN", " - "), ("Politico", " - ")]
+           ("ABC News", " - "), ("Variety", " – "), ("TechCrunch", " – "), ("ESPN", " - "), ("Politico", " - "),
+           ("news.com.au", " - "), ("FOX 5 DC", " - "), ("9News", " - "), ("theguardian.com", " | "),
+           ("WRAL.com", " - "), ("The Sydney Morning Herald", " - "), ("Press Trust of India", " - ")]
 # Format tags: a prefix or a suffix saying what the item is, not what it tells.
 FORMAT_PREFIXES = ["VIDEO: ", "WATCH: ", "LIVE: ", "BREAKING: ", "UPDATE 2-", "Opinion: ", "EXCLUSIVE: "]
 FORMAT_SUFFIXES = [" – video", " (VIDEO)", " - live updates", " – in pictures", " | Opinion", " - The Latest"]
@@ -383,8 +385,9 @@ FORMAT_SUFFIXES = [" – video", " (VIDEO)", " - live updates", " – in picture
 
 def tagged(rows: list[dict], seed: int = 1, tag_share: float = 0.7, format_share: float = 0.15) -> list[dict]:
     """The same rows with their headlines tagged as aggregators show them: each from an outlet drawn at random
-    (the first ones most often), tagged with its name most of the time, some with a format prefix or suffix;
-    the outlet is the row's source. Stories, order and times kept."""
+    (the first ones most often), tagged with its name most of the time, some with a format prefix or suffix.
+    Stories, order and times kept; no source (as in a dump replayed without one, or an aggregator's feed,
+    whose source is the aggregator): the tags must be told from the headlines alone."""
     rng = random.Random(seed)
     weights = [1 / (rank + 1) for rank in range(len(OUTLETS))]
     out = []
@@ -398,7 +401,7 @@ def tagged(rows: list[dict], seed: int = 1, tag_share: float = 0.7, format_share
                 title += rng.choice(FORMAT_SUFFIXES)
         if rng.random() < tag_share:
             title += separator + outlet
-        out.append({**row, "title": title, "source": outlet})
+        out.append({**row, "title": title, "source": None})
     return out
 
 

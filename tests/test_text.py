@@ -104,3 +104,19 @@ def test_tagged_headlines_of_one_event_share_only_its_words():
     b = engine.features("WATCH: Fed holds rates steady as inflation cools | Fox News", "", T0, "Fox News")
     assert a.terms == b.terms
     assert "reuter" not in a.terms and "fox" not in b.terms and "watch" not in b.terms
+
+
+def test_a_segment_ending_many_headlines_becomes_a_tag():
+    engine = Clusterer()
+    tagged = ["Fed holds rates steady - news.com.au", "Storm batters Queensland coast - news.com.au",
+              "Wildfire forces evacuations near Perth - news.com.au"]
+    assert "news.com.au" in engine.features(tagged[0], "", T0).terms  # not name-like: kept while seen once
+    for title in tagged[1:]:
+        engine.features(title, "", T0)
+    feats = engine.features("Treasurer unveils budget surplus plan - news.com.au", "", T0)
+    assert "news.com.au" not in feats.terms and "budget" in feats.terms
+    # a segment ending one headline again and again (copies of it) is the headline's own
+    again = Clusterer()
+    for _ in range(5):
+        feats = again.features("Detroit beat Green Bay at home - packers upset", "", T0)
+    assert "upset" in feats.terms
