@@ -107,15 +107,17 @@ _FORMAT_WORDS = (
     r"|analysis|editorial|explainer|factbox|photos?|pictures|in pictures|gallery|podcast|audio|listen|the latest"
     r"|as it happened|interview|review|comment|wrapup(?: \d+)?|corrected|refile|rpt|timeline|insight|special report"
 )
+_FORMAT = re.compile(rf"(?:{_FORMAT_WORDS})[!.]?", re.I)
 # "(VIDEO) ...", "VIDEO: ...", "UPDATE 2-Headline" (a hyphen right before a capital), "Live - ..."
 _LEADING_FORMAT = re.compile(
     rf"^\s*(?:[(\[](?:{_FORMAT_WORDS})[)\]]\s*[:|–—-]?|(?:{_FORMAT_WORDS})\s*(?:[:|–—]|-(?!\w)|-(?=(?-i:[A-Z]))))\s*",
     re.I,
 )
-# "... (VIDEO)", "... – video", "... - live!"
-_TRAILING_FORMAT = re.compile(rf"\s*(?:[(\[](?:{_FORMAT_WORDS})[)\]]|\s[-–—|:]\s*(?:{_FORMAT_WORDS})[!.]?)\s*$", re.I)
-# the last segment after a separator set off by spaces: " - ", " | ", " – ", " : ", " · "
-_TRAILING_SEGMENT = re.compile(r"\s(?:[-–—|:·]|::)\s+([^-–—|:·]+?)\s*$")
+# "... (VIDEO)", searched in the last _FORMAT_CHARS characters
+_BRACKETED_FORMAT = re.compile(rf"[(\[](?:{_FORMAT_WORDS})[)\]]$", re.I)
+_FORMAT_CHARS = 30
+# separators set off by spaces, before a trailing tag
+_SEPARATORS = (" - ", " | ", " – ", " — ", " : ", " · ")
 _TAG_WORD = re.compile(r"(?:[A-Z][\w'’.&!-]*|&|of|the|and|de|du|la|le|el|del|da|der|on|at|in|for|news|online)$")
 _HEADLINE_WORDS = 3
 _TAG_WORDS = 4
@@ -132,14 +134,10 @@ def headline(title: str, source: str = "", tags: Container[str] = ()) -> str:
     text = title.strip()
     names = True
     for _ in range(3):  # "LIVE: ... – video | Outlet": a tag each pass, at most three
-        stripped = _strip_trailing_format(text)
-        if stripped != text:
-            # names are the outermost tags ("... – video | Outlet", "... · Best of · The A.V. Club"): a
-            # name-like segment before a format tag is the headline's own ("Echoes of the Past : The Hotel
-            # Syracuse (photos)")
-            names = False
-        elif names:
-            stripped = _strip_trailing_name(text, source, tags)
+        stripped, was_format = _strip_trailing(text, source, tags, names)
+        # names are the outermost tags ("... – video | Outlet", "... · Best of · The A.V. Club"): a name-like
+        # segment before a format tag is the headline's own ("Echoes of the Past : The Hotel Syracuse (photos)")
+        names = names and not was_format
         if stripped == text:
             stripped = _strip_leading(text)
         if stripped == text:
@@ -157,28 +155,42 @@ def _strip_leading(text: str) -> str:
     return text[match.end() :] if match and _enough(text[match.end() :]) else text
 
 
-def _strip_trailing_format(text: str) -> str:
-    match = _TRAILING_FORMAT.search(text)
-    return text[: match.start()].rstrip() if match and _enough(text[: match.start()]) else text
+def _strip_trailing(text: str, source: str, tags: Container[str], names: bool) -> tuple[str, bool]:
+    """``text`` without its trailing tag, and whether that was a format tag (``names``: a name may be one)."""
+    if text.endswith((")", "]")):
+        match = _BRACKETED_FORMAT.search(text, max(0, len(text) - _FORMAT_CHARS))
+        if match and _enough(text[: match.start()]):
+            return text[: match.start()].rstrip(), True
+    found = _last_segment(text)
+    if found is None:
+        return text, False
+    rest, segment = found
+    if _FORMAT.fullmatch(segment):
+        return rest, True
+    if names and (_names_source(segment, source) or _looks_like_name(segment) or (tags and _letters(segment) in tags)):
+        return rest, False
+    return text, False
 
 
-def _strip_trailing_name(text: str, source: str, tags: Container[str]) -> str:
-    match = _TRAILING_SEGMENT.search(text)
-    if match is None or not _enough(text[: match.start()]):
-        return text
-    segment = match.group(1).strip()
-    if _names_source(segment, source) or _looks_like_name(segment) or (tags and _letters(segment) in tags):
-        return text[: match.start()].rstrip()
-    return text
+def _last_segment(text: str) -> tuple[str, str] | None:
+    """(the rest, the segment) for the segment after ``text``'s last separator, if the rest has enough words and
+    the segment neither a colon nor a bar (a subtitle, not a tag)."""
+    at = max(map(text.rfind, _SEPARATORS))
+    if at < 0:
+        return None
+    rest, segment = text[:at].rstrip(), text[at + 3 :].strip()
+    if not segment or ":" in segment or "|" in segment or not _enough(rest):
+        return None
+    return rest, segment
 
 
 def edge_segment(title: str) -> tuple[str, str] | None:
     """(the last segment of ``title`` after a separator, as a key; the rest) when the segment is short enough to
     be a tag (at most six words) and the rest long enough to be a headline; else None."""
-    match = _TRAILING_SEGMENT.search(title.strip())
-    if match is None or len(match.group(1).split()) > _TAG_WORDS + 2 or not _enough(title[: match.start()]):
+    found = _last_segment(title.strip())
+    if found is None or len(found[1].split()) > _TAG_WORDS + 2:
         return None
-    return _letters(match.group(1)), title[: match.start()]
+    return _letters(found[1]), found[0]
 
 
 def _names_source(segment: str, source: str) -> bool:
