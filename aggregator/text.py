@@ -93,8 +93,13 @@ def stem(word: str) -> str:
 
 
 def terms(text: str) -> list[str]:
-    """Content words of ``text``: stop words and one-letter tokens dropped, lightly stemmed."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _is_cjk(w))]
+    """Content words of ``text``: stop words and one-letter tokens dropped, lightly stemmed; an initialism written
+    with dots is the one written without ("U.S." as "US", a stop word, "U.K." as "UK")."""
+    found = (_DOTTED.sub("", w) if "." in w else w for w in words(text))
+    return [stem(w) for w in found if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _is_cjk(w))]
+
+
+_DOTTED = re.compile(r"(?<=^[^\W\d_])\.|(?<=\.[^\W\d_])\.")
 
 
 # Tags that aggregators and outlets put around a headline: the outlet's name ("... - Reuters", "... | Fox News"),

@@ -120,3 +120,9 @@ def test_a_segment_ending_many_headlines_becomes_a_tag():
     for _ in range(5):
         feats = again.features("Detroit beat Green Bay at home - packers upset", "", T0)
     assert "upset" in feats.terms
+
+
+def test_an_initialism_with_dots_is_the_one_without():
+    assert terms("U.K. and N.Y. officials") == terms("UK and NY officials") == ["uk", "ny", "official"]
+    assert terms("U.S. sends warship") == terms("US sends warship")  # "us" is a stop word either way
+    assert terms("Parse.ly raises 3.6 million") == ["parse.ly", "raise", "3.6", "million"]
