@@ -96,7 +96,8 @@ def terms(text: str) -> list[str]:
     """Content words of ``text``: stop words and one-letter tokens dropped, lightly stemmed; an initialism written
     with dots is the one written without ("U.S." as "US", a stop word, "U.K." as "UK")."""
     found = (_DOTTED.sub("", w) if "." in w else w for w in words(text))
-    return [stem(w) for w in found if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _is_cjk(w))]
+    stems = (stem(w) for w in found if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _is_cjk(w)))
+    return [w for w in stems if w not in STOPWORDS]  # "here's", "it's": a stop word once its "'s" goes
 
 
 _DOTTED = re.compile(r"(?<=^[^\W\d_])\.|(?<=\.[^\W\d_])\.")

@@ -126,3 +126,7 @@ def test_an_initialism_with_dots_is_the_one_without():
     assert terms("U.K. and N.Y. officials") == terms("UK and NY officials") == ["uk", "ny", "official"]
     assert terms("U.S. sends warship") == terms("US sends warship")  # "us" is a stop word either way
     assert terms("Parse.ly raises 3.6 million") == ["parse.ly", "raise", "3.6", "million"]
+
+
+def test_a_stop_word_with_its_apostrophe_s_is_still_a_stop_word():
+    assert terms("Here's what it's like: Trump's plan") == ["like", "trump", "plan"]
