@@ -121,7 +121,9 @@ class ClusterSettings:
     evidence_words: int = 200
     title_weight: float = 2.0
     # A segment after a separator ending tag_headlines different headlines is an outlet's tag, whatever it looks
-    # like (text.headline); at most tag_candidates segments are counted at once.
+    # like (text.headline); at most tag_candidates segments are counted at once. Measured by
+    # scripts/eval_variants.py on googlenews-t with outlet and format tags and no source (gn-tagged): 0.842
+    # untouched, 0.848 with the tags text.headline tells by their look, 0.851 with this rule too (0.851 untagged).
     tag_headlines: int = 3
     tag_candidates: int = 20000
     window: timedelta = timedelta(days=3)

@@ -107,7 +107,10 @@ _DOTTED = re.compile(r"(?<=^[^\W\d_])\.|(?<=\.[^\W\d_])\.")
 # an author ("... | Cas Mudde") or the item's format ("VIDEO: ...", "UPDATE 2-...", "... – video"). They say who
 # published the item or how, not what it tells, and a tag shared by many headlines of one outlet (or of every
 # outlet: "video") is a shared word that joins unrelated stories. Only a segment on the headline's edge, set off
-# by a separator, is a tag; the headline itself keeps at least _HEADLINE_WORDS words.
+# by a separator, is a tag; the headline itself keeps at least _HEADLINE_WORDS words. Measured by
+# scripts/eval_variants.py on headlines tagged as aggregators show them, without a source: googlenews-t 0.842 ->
+# 0.848 (0.851 untagged; with the learned tags of Clusterer, 0.851), syndication-dev headlines 0.967 -> 0.980,
+# their ledes 0.600 -> 0.618; the real feed headlines (author and format tags) 0.911 -> 0.914; the rest unchanged.
 _FORMAT_WORDS = (
     r"video|videos|watch|live|live updates?|live blog|breaking(?: news)?|update(?: \d+)?|updated|exclusive|opinion"
     r"|analysis|editorial|explainer|factbox|photos?|pictures|in pictures|gallery|podcast|audio|listen|the latest"

@@ -552,7 +552,7 @@ def parse_override(text: str) -> dict:
 
 def table(results: dict[str, dict[str, dict]], sets: list[str], recall: bool) -> list[str]:
     width = max(len(name) for name in results) + 1
-    cell = 19 if recall else 13
+    cell = max(19 if recall else 13, *(len(s) + 1 for s in sets))
     head = "".join(f"{name:>{cell}}" for name in sets)
     lines = [f"{'config':<{width}}{head}{'mean':>9}{'worst d':>9}"]
     base = results.get("default")
@@ -563,7 +563,7 @@ def table(results: dict[str, dict[str, dict]], sets: list[str], recall: bool) ->
             if recall:
                 cells.append(f"{f:.4f} {by_set[s]['bcubed_p']:.3f}/{by_set[s]['bcubed_r']:.3f}".rjust(cell))
             else:
-                cells.append(f"{f:13.4f}")
+                cells.append(f"{f:{cell}.4f}")
         mean = sum(by_set[s]["bcubed_f1"] for s in sets) / len(sets)
         worst = min(by_set[s]["bcubed_f1"] - base[s]["bcubed_f1"] for s in sets) if base else 0.0
         lines.append(f"{name:<{width}}{''.join(cells)}{mean:9.4f}{worst:+9.4f}")
