@@ -35,7 +35,7 @@ from .evidence import EventRule, evidence
 from .explain import Explanations, Signal
 from .lsh import MinHashIndex, permutations
 from .neardup import SIGNAL_HASH, SIGNAL_NEAR, SameArticle
-from .text import content_hash, terms, words
+from .text import content_hash, edge_segment, headline, terms, words
 from .vectors import vector_dot, vector_norm
 
 if TYPE_CHECKING:
@@ -120,6 +120,12 @@ class ClusterSettings:
     evidence_min_share: float = 0.1
     evidence_words: int = 200
     title_weight: float = 2.0
+    # A segment after a separator ending tag_headlines different headlines is an outlet's tag, whatever it looks
+    # like (text.headline); at most tag_candidates segments are counted at once. Measured by
+    # scripts/eval_variants.py on googlenews-t with outlet and format tags and no source (gn-tagged): 0.842
+    # untouched, 0.848 with the tags text.headline tells by their look, 0.851 with this rule too (0.851 untagged).
+    tag_headlines: int = 3
+    tag_candidates: int = 20000
     window: timedelta = timedelta(days=3)
     # News about one event clusters in time: when articles carry real times, a cosine with a story (and between
     # two converging stories) is halved for every time_half_life between the article and the story's span (zero:
@@ -273,6 +279,10 @@ class Clusterer(SameArticle, Explanations):
             check_available()
             self.semantic = StoryVectors()
         self.events = EventRule(s.evidence_min_terms, s.evidence_min_share, self._idf)
+        # segments ending headlines (text.edge_segment) -> (distinct headlines they ended, the last of them): one
+        # that ends tag_headlines different headlines is an outlet's tag ("news.com.au", "FOX 5 DC")
+        self._segments: dict[str, tuple[int, str]] = {}
+        self.tags: set[str] = set()
 
     # ---- features -------------------------------------------------------------------------------------------
 
@@ -280,6 +290,8 @@ class Clusterer(SameArticle, Explanations):
         s = self.settings
         body_words = words(text) if text and text.strip() != title.strip() else []
         minhash, shingle_count = self._shingle_signature(body_words)
+        self._learn_tag(title)
+        title = headline(title, source, self.tags)  # its words, not the outlet's or the format's tags (text.headline)
         return Features(
             title=title,
             source=source,
@@ -291,6 +303,23 @@ class Clusterer(SameArticle, Explanations):
             evidence=evidence(text, s.evidence_words) if body_words else frozenset(),
             vector=self._embedding(title) if s.semantic and not body_words else None,
         )
+
+    def _learn_tag(self, title: str) -> None:
+        """Count the segment ending ``title``; one that ended enough different headlines becomes a tag."""
+        found = edge_segment(title)
+        if found is None:
+            return
+        key, rest = found
+        count, last = self._segments.get(key, (0, ""))
+        if rest == last or key in self.tags:
+            return
+        if count + 1 >= self.settings.tag_headlines:
+            self.tags.add(key)
+            self._segments.pop(key, None)
+            return
+        if len(self._segments) >= self.settings.tag_candidates:  # bounded: the segments seen once go
+            self._segments = {k: v for k, v in self._segments.items() if v[0] > 1}
+        self._segments[key] = (count + 1, rest)
 
     @staticmethod
     def _embedding(title: str) -> np.ndarray:

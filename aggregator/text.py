@@ -6,6 +6,7 @@ import hashlib
 import re
 import unicodedata
 import zlib
+from collections.abc import Container
 
 import numpy as np
 
@@ -92,8 +93,130 @@ def stem(word: str) -> str:
 
 
 def terms(text: str) -> list[str]:
-    """Content words of ``text``: stop words and one-letter tokens dropped, lightly stemmed."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _is_cjk(w))]
+    """Content words of ``text``: stop words and one-letter tokens dropped, lightly stemmed; an initialism written
+    with dots is the one written without ("U.S." as "US", a stop word, "U.K." as "UK")."""
+    found = (_DOTTED.sub("", w) if "." in w else w for w in words(text))
+    stems = (stem(w) for w in found if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _is_cjk(w)))
+    return [w for w in stems if w not in STOPWORDS]  # "here's", "it's": a stop word once its "'s" goes
+
+
+_DOTTED = re.compile(r"(?<=^[^\W\d_])\.|(?<=\.[^\W\d_])\.")
+
+
+# Tags that aggregators and outlets put around a headline: the outlet's name ("... - Reuters", "... | Fox News"),
+# an author ("... | Cas Mudde") or the item's format ("VIDEO: ...", "UPDATE 2-...", "... – video"). They say who
+# published the item or how, not what it tells, and a tag shared by many headlines of one outlet (or of every
+# outlet: "video") is a shared word that joins unrelated stories. Only a segment on the headline's edge, set off
+# by a separator, is a tag; the headline itself keeps at least _HEADLINE_WORDS words. Measured by
+# scripts/eval_variants.py on headlines tagged as aggregators show them, without a source: googlenews-t 0.842 ->
+# 0.848 (0.851 untagged; with the learned tags of Clusterer, 0.851), syndication-dev headlines 0.967 -> 0.980,
+# their ledes 0.600 -> 0.618; the real feed headlines (author and format tags) 0.911 -> 0.914; the rest unchanged.
+_FORMAT_WORDS = (
+    r"video|videos|watch|live|live updates?|live blog|breaking(?: news)?|update(?: \d+)?|updated|exclusive|opinion"
+    r"|analysis|editorial|explainer|factbox|photos?|pictures|in pictures|gallery|podcast|audio|listen|the latest"
+    r"|as it happened|interview|review|comment|wrapup(?: \d+)?|corrected|refile|rpt|timeline|insight|special report"
+)
+_FORMAT = re.compile(rf"(?:{_FORMAT_WORDS})[!.]?", re.I)
+# "(VIDEO) ...", "VIDEO: ...", "UPDATE 2-Headline" (a hyphen right before a capital), "Live - ..."
+_LEADING_FORMAT = re.compile(
+    rf"^\s*(?:[(\[](?:{_FORMAT_WORDS})[)\]]\s*[:|–—-]?|(?:{_FORMAT_WORDS})\s*(?:[:|–—]|-(?!\w)|-(?=(?-i:[A-Z]))))\s*",
+    re.I,
+)
+# "... (VIDEO)", searched in the last _FORMAT_CHARS characters
+_BRACKETED_FORMAT = re.compile(rf"[(\[](?:{_FORMAT_WORDS})[)\]]$", re.I)
+_FORMAT_CHARS = 30
+# separators set off by spaces, before a trailing tag
+_SEPARATORS = (" - ", " | ", " – ", " — ", " : ", " · ")
+_TAG_WORD = re.compile(r"(?:[A-Z][\w'’.&!-]*|&|of|the|and|de|du|la|le|el|del|da|der|on|at|in|for|news|online)$")
+_HEADLINE_WORDS = 3
+_TAG_WORDS = 4
+
+
+def headline(title: str, source: str = "", tags: Container[str] = ()) -> str:
+    """``title`` without the outlet, author and format tags on its edges (see above).
+
+    A trailing segment after " - ", " | ", " – ", " : " is a tag when it is a format word ("– video"), names
+    ``source``, is one of ``tags`` (as :func:`edge_segment` gives it: what the stream showed to be a tag), or
+    looks like a name: at most four words, each capitalised (or a connective: "of", "the"), no figure. A
+    leading one when it is a format word ("VIDEO:", "UPDATE 2-", "(PHOTOS)").
+    """
+    text = title.strip()
+    names = True
+    for _ in range(3):  # "LIVE: ... – video | Outlet": a tag each pass, at most three
+        stripped, was_format = _strip_trailing(text, source, tags, names)
+        # names are the outermost tags ("... – video | Outlet", "... · Best of · The A.V. Club"): a name-like
+        # segment before a format tag is the headline's own ("Echoes of the Past : The Hotel Syracuse (photos)")
+        names = names and not was_format
+        if stripped == text:
+            stripped = _strip_leading(text)
+        if stripped == text:
+            break
+        text = stripped
+    return text
+
+
+def _enough(text: str) -> bool:
+    return len(text.split()) >= _HEADLINE_WORDS
+
+
+def _strip_leading(text: str) -> str:
+    match = _LEADING_FORMAT.match(text)
+    return text[match.end() :] if match and _enough(text[match.end() :]) else text
+
+
+def _strip_trailing(text: str, source: str, tags: Container[str], names: bool) -> tuple[str, bool]:
+    """``text`` without its trailing tag, and whether that was a format tag (``names``: a name may be one)."""
+    if text.endswith((")", "]")):
+        match = _BRACKETED_FORMAT.search(text, max(0, len(text) - _FORMAT_CHARS))
+        if match and _enough(text[: match.start()]):
+            return text[: match.start()].rstrip(), True
+    found = _last_segment(text)
+    if found is None:
+        return text, False
+    rest, segment = found
+    if _FORMAT.fullmatch(segment):
+        return rest, True
+    if names and (_names_source(segment, source) or _looks_like_name(segment) or (tags and _letters(segment) in tags)):
+        return rest, False
+    return text, False
+
+
+def _last_segment(text: str) -> tuple[str, str] | None:
+    """(the rest, the segment) for the segment after ``text``'s last separator, if the rest has enough words and
+    the segment neither a colon nor a bar (a subtitle, not a tag)."""
+    at = max(map(text.rfind, _SEPARATORS))
+    if at < 0:
+        return None
+    rest, segment = text[:at].rstrip(), text[at + 3 :].strip()
+    if not segment or ":" in segment or "|" in segment or not _enough(rest):
+        return None
+    return rest, segment
+
+
+def edge_segment(title: str) -> tuple[str, str] | None:
+    """(the last segment of ``title`` after a separator, as a key; the rest) when the segment is short enough to
+    be a tag (at most six words) and the rest long enough to be a headline; else None."""
+    found = _last_segment(title.strip())
+    if found is None or len(found[1].split()) > _TAG_WORDS + 2:
+        return None
+    return _letters(found[1]), found[0]
+
+
+def _names_source(segment: str, source: str) -> bool:
+    if not source:
+        return False
+    key, outlet = _letters(segment), _letters(source)
+    return bool(key) and bool(outlet) and (key in outlet or outlet in key)
+
+
+def _letters(text: str) -> str:
+    return "".join(ch for ch in fold(text) if ch.isalnum())
+
+
+def _looks_like_name(segment: str) -> bool:
+    tokens = segment.split()
+    return (0 < len(tokens) <= _TAG_WORDS and not any(ch.isdigit() for ch in segment)
+            and tokens[0][0].isupper() and all(_TAG_WORD.match(token) for token in tokens))
 
 
 def shingle_hashes(tokens: list[str], size: int) -> np.ndarray:

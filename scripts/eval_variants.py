@@ -32,6 +32,10 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
   the text (disjoint, interleaved paragraphs, the headline kept), shuffled, untimed: what must not split.
 - synd-ledes: raw headlines in other words: each syndication-dev story as its headline and the first sentences
   of its first two paragraphs, cut to headline length, shuffled, untimed (see ``ledes``);
+- gn-tagged, titles-tagged, ledes-tagged: gn, synd-titles and synd-ledes with their headlines tagged as
+  aggregators show them: most with an outlet's name ("Headline - Reuters", "Headline | Fox News"), some with a
+  format prefix or suffix ("VIDEO: ", "LIVE: ", "UPDATE 2-", "– video", "(VIDEO)"); no source, as in a dump
+  replayed without one or an aggregator's feed (see ``tagged``);
 - feeds: real feed headlines from ../corpus/feeds (outlets, blogs, three languages), labelled by hand into stories
   (``FEED_STORIES``), shuffled, untimed: mostly what must stay apart.
 
@@ -364,6 +368,43 @@ def feed_headlines(feeds: Path, seed: int = 1) -> list[dict]:
     return shuffled(out, seed)
 
 
+# Outlets as aggregators show them, each with its own way of tagging its headlines ("Headline - Reuters",
+# "Headline | Fox News", "Headline : NPR"), most prolific first.
+OUTLETS = [("Reuters", " - "), ("Fox News", " | "), ("The Guardian", " | "), ("CNN", " - "), ("BBC News", " - "),
+           ("Bloomberg", " - "), ("The New York Times", " - "), ("Yahoo News", " - "), ("NBC News", " - "),
+           ("Business Insider", " - "), ("Daily Mail Online", " | "), ("The Washington Post", " - "),
+           ("CNBC", " - "), ("Forbes", " - "), ("USA TODAY", " - "), ("Los Angeles Times", " - "),
+           ("HuffPost", " | "), ("NPR", " : "), ("Al Jazeera English", " - "), ("The Independent", " | "),
+           ("ABC News", " - "), ("Variety", " – "), ("TechCrunch", " – "), ("ESPN", " - "), ("Politico", " - "),
+           ("news.com.au", " - "), ("FOX 5 DC", " - "), ("9News", " - "), ("theguardian.com", " | "),
+           ("WRAL.com", " - "), ("The Sydney Morning Herald", " - "), ("Press Trust of India", " - ")]
+# Format tags: a prefix or a suffix saying what the item is, not what it tells.
+FORMAT_PREFIXES = ["VIDEO: ", "WATCH: ", "LIVE: ", "BREAKING: ", "UPDATE 2-", "Opinion: ", "EXCLUSIVE: "]
+FORMAT_SUFFIXES = [" – video", " (VIDEO)", " - live updates", " – in pictures", " | Opinion", " - The Latest"]
+
+
+def tagged(rows: list[dict], seed: int = 1, tag_share: float = 0.7, format_share: float = 0.15) -> list[dict]:
+    """The same rows with their headlines tagged as aggregators show them: each from an outlet drawn at random
+    (the first ones most often), tagged with its name most of the time, some with a format prefix or suffix.
+    Stories, order and times kept; no source (as in a dump replayed without one, or an aggregator's feed,
+    whose source is the aggregator): the tags must be told from the headlines alone."""
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) for rank in range(len(OUTLETS))]
+    out = []
+    for row in rows:
+        outlet, separator = rng.choices(OUTLETS, weights)[0]
+        title = row["title"]
+        if rng.random() < format_share:
+            if rng.random() < 0.5:
+                title = rng.choice(FORMAT_PREFIXES) + title
+            else:
+                title += rng.choice(FORMAT_SUFFIXES)
+        if rng.random() < tag_share:
+            title += separator + outlet
+        out.append({**row, "title": title, "source": None})
+    return out
+
+
 def load(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
@@ -380,6 +421,7 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["gn-time"] = fake_times(gn)
         sets["gn-burst"] = untimed(sets["gn-time"])
         sets["gn-slow"] = fake_times(gn, seed=2, days=7, mean_hours=12.0)
+        sets["gn-tagged"] = tagged(gn)
     if (bench / FULL_TEXTS).exists():
         synd = load(bench / FULL_TEXTS)
         sets["synd"] = synd
@@ -390,6 +432,8 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["kinds"] = kinds(synd)
         sets["synd-titles"] = [{**row, "text": None} for row in sets["synd-untimed"]]
         sets["synd-ledes"] = ledes(synd)
+        sets["titles-tagged"] = tagged(sets["synd-titles"])
+        sets["ledes-tagged"] = tagged(sets["synd-ledes"])
     feeds = feed_headlines(bench.parent / "corpus" / "feeds")
     if feeds:
         sets["feeds"] = feeds
@@ -508,7 +552,7 @@ def parse_override(text: str) -> dict:
 
 def table(results: dict[str, dict[str, dict]], sets: list[str], recall: bool) -> list[str]:
     width = max(len(name) for name in results) + 1
-    cell = 19 if recall else 13
+    cell = max(19 if recall else 13, *(len(s) + 1 for s in sets))
     head = "".join(f"{name:>{cell}}" for name in sets)
     lines = [f"{'config':<{width}}{head}{'mean':>9}{'worst d':>9}"]
     base = results.get("default")
@@ -519,7 +563,7 @@ def table(results: dict[str, dict[str, dict]], sets: list[str], recall: bool) ->
             if recall:
                 cells.append(f"{f:.4f} {by_set[s]['bcubed_p']:.3f}/{by_set[s]['bcubed_r']:.3f}".rjust(cell))
             else:
-                cells.append(f"{f:13.4f}")
+                cells.append(f"{f:{cell}.4f}")
         mean = sum(by_set[s]["bcubed_f1"] for s in sets) / len(sets)
         worst = min(by_set[s]["bcubed_f1"] - base[s]["bcubed_f1"] for s in sets) if base else 0.0
         lines.append(f"{name:<{width}}{''.join(cells)}{mean:9.4f}{worst:+9.4f}")

@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 
 from aggregator.cluster import SIGNAL_NEAR, Clusterer
-from aggregator.text import STOPWORDS, shingle_hashes, terms, words
+from aggregator.text import STOPWORDS, headline, shingle_hashes, terms, words
 
 T0 = datetime(2026, 3, 1, 8, 0)
 
@@ -69,3 +69,64 @@ def test_german_french_spanish_and_russian_terms_drop_function_words():
 def test_accented_and_compatibility_forms_fold_alike():
     assert words("ÉCOLE ﬁnale") == ["école", "finale"]
     assert words("Ｔｏｋｙｏ　２０２４") == ["tokyo", "2024"]
+
+
+def test_outlet_and_format_tags_leave_the_headline():
+    fed = "Fed holds rates steady as inflation cools"
+    assert headline(f"{fed} - Reuters") == fed
+    assert headline("Trump's speech was bad. The response was worse | Cas Mudde") == (
+        "Trump's speech was bad. The response was worse")
+    assert headline("VIDEO: Fire destroys home in Ohio - Fox News") == "Fire destroys home in Ohio"
+    assert headline("Fire destroys home in Ohio – video | Fox News") == "Fire destroys home in Ohio"
+    assert headline("UPDATE 2-Indonesia expands search for missing jet") == "Indonesia expands search for missing jet"
+    assert headline("Super blue blood moon - in pictures") == "Super blue blood moon"
+    assert headline("Storm hits Florida coast (VIDEO)") == "Storm hits Florida coast"
+    assert headline("Apple unveils new iPhone : NPR") == "Apple unveils new iPhone"
+    # the source's own name goes whatever its case
+    assert headline("Stocks slide on Monday - news.com.au", "news.com.au") == "Stocks slide on Monday"
+
+
+def test_the_headline_itself_is_never_taken_for_a_tag():
+    for title in ["Hackable Projects - Pillar 3: Infrastructure",  # a figure: not a name
+                  "GTAC 2017 - Registration is open!",  # lower-case words: not a name
+                  "Boom - Watch This Closely",  # too little headline left
+                  "CBO: 13 Million More Uninsured By 2027",  # a leading segment that is no format word
+                  "Live-streaming is big now in town",
+                  "Something happened today - report"]:
+        assert headline(title) == title
+    # a name-like segment before a format tag is the headline's own
+    assert headline("Echoes of the Past : The Hotel Syracuse (photos)") == "Echoes of the Past : The Hotel Syracuse"
+
+
+def test_tagged_headlines_of_one_event_share_only_its_words():
+    engine = Clusterer()
+    a = engine.features("Fed holds rates steady as inflation cools - Reuters", "", T0, "Reuters")
+    b = engine.features("WATCH: Fed holds rates steady as inflation cools | Fox News", "", T0, "Fox News")
+    assert a.terms == b.terms
+    assert "reuter" not in a.terms and "fox" not in b.terms and "watch" not in b.terms
+
+
+def test_a_segment_ending_many_headlines_becomes_a_tag():
+    engine = Clusterer()
+    tagged = ["Fed holds rates steady - news.com.au", "Storm batters Queensland coast - news.com.au",
+              "Wildfire forces evacuations near Perth - news.com.au"]
+    assert "news.com.au" in engine.features(tagged[0], "", T0).terms  # not name-like: kept while seen once
+    for title in tagged[1:]:
+        engine.features(title, "", T0)
+    feats = engine.features("Treasurer unveils budget surplus plan - news.com.au", "", T0)
+    assert "news.com.au" not in feats.terms and "budget" in feats.terms
+    # a segment ending one headline again and again (copies of it) is the headline's own
+    again = Clusterer()
+    for _ in range(5):
+        feats = again.features("Detroit beat Green Bay at home - packers upset", "", T0)
+    assert "upset" in feats.terms
+
+
+def test_an_initialism_with_dots_is_the_one_without():
+    assert terms("U.K. and N.Y. officials") == terms("UK and NY officials") == ["uk", "ny", "official"]
+    assert terms("U.S. sends warship") == terms("US sends warship")  # "us" is a stop word either way
+    assert terms("Parse.ly raises 3.6 million") == ["parse.ly", "raise", "3.6", "million"]
+
+
+def test_a_stop_word_with_its_apostrophe_s_is_still_a_stop_word():
+    assert terms("Here's what it's like: Trump's plan") == ["like", "trump", "plan"]
