@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
-from .text import STOPWORDS, fold, stem
+from .text import STOPWORDS, fold, stem, terms
 
 # A name: a capitalised word written after a word or a comma, so never the first word of a sentence, a line or
 # a quote (capitalised whatever it is). A figure: digits, maybe with a decimal point, at least two characters
@@ -218,7 +218,7 @@ def story_makeup(articles: Iterable[tuple[int, str, str, datetime, Iterable[str]
     name_counts: Counter = Counter()
     word_counts: Counter = Counter()
     shown: dict[str, str] = {}
-    written: dict[str, str] = {}  # content term -> the word as an article first wrote it ("U.S", "summits")
+    written: dict[str, str] = {}  # content term -> the word as an article first wrote it ("U.K", "summits")
     times = []
     for article_id, title, text, when, article_terms in articles:
         times.append(when)
@@ -230,7 +230,8 @@ def story_makeup(articles: Iterable[tuple[int, str, str, datetime, Iterable[str]
             shown.setdefault(term, name)
         word_counts.update(set(article_terms) - names.keys())
         for word in _WRITTEN_WORD.findall(f"{title}\n{opening}"):
-            written.setdefault(stem(fold(word).replace("’", "'")), word)
+            for term in terms(word):  # the term the engine made of it ("U.K." -> "uk", "summits" -> "summit")
+                written.setdefault(term, word)
     common = {term for term, count in name_counts.items() if count >= 2}
     return Makeup(
         names=[Shared(t, shown[t], c) for t, c in name_counts.most_common() if c >= 2][:limit],
