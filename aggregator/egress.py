@@ -182,7 +182,11 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(self, address_allowed: AddressCheck, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
         self.address_allowed = address_allowed
-        self.inner = inner if inner is not None else httpcore.AnyIOBackend()
+        if inner is None:
+            from aggregator.netstream import AsyncioBackend
+
+            inner = AsyncioBackend()
+        self.inner = inner
 
     async def connect_tcp(
         self,

@@ -45,6 +45,7 @@ from aggregator.fetch import (
 )
 from aggregator.localsite import LocalSite, respond
 from aggregator.models import Article
+from aggregator.netstream import AsyncioBackend
 from aggregator.pipeline import poll_once
 from aggregator.store import open_database
 
@@ -165,7 +166,7 @@ def compress_zeros(compressor: Any, size: int) -> bytes:
 def network(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Every real TCP connect, as (host, port); only 127.0.0.1 is actually dialled."""
     opened: list[tuple[str, int]] = []
-    real = httpcore.AnyIOBackend.connect_tcp
+    real = AsyncioBackend.connect_tcp
 
     async def recording(self: Any, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
         opened.append((host, port))
@@ -173,7 +174,7 @@ def network(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
             raise httpcore.ConnectError(f"test network: {host} is out of bounds")
         return await real(self, host, port, *args, **kwargs)
 
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", recording)
+    monkeypatch.setattr(AsyncioBackend, "connect_tcp", recording)
     return opened
 
 
@@ -480,7 +481,7 @@ def test_tls_uses_the_host_name_while_tcp_goes_to_the_vetted_address(
         seen["connect"] = (host, port)
         return Stream()
 
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", connect)
+    monkeypatch.setattr(AsyncioBackend, "connect_tcp", connect)
     error = fetch_error("https://secure.example/feed.xml", STRICT)
     assert "cannot connect" in error.reason
     assert seen == {"connect": ("93.184.216.34", 443), "server_hostname": "secure.example", "check_hostname": True}
