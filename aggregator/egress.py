@@ -199,9 +199,13 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         origin = REQUEST_ORIGIN.get()
         if origin is not None and (host.lower(), port) != origin:
             raise EgressRefused(f"refused to connect to {host}:{port}, not the host and port of the URL")
+        literal = parse_address(host)
         try:
-            async with asyncio.timeout(timeout):
-                candidates = await resolve_host(host, port)
+            if literal is not None:  # an IP literal needs no resolver, nor a trip to its thread
+                candidates = [str(literal)]
+            else:
+                async with asyncio.timeout(timeout):
+                    candidates = await resolve_host(host, port)
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
         except OSError as exc:
