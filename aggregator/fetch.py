@@ -19,6 +19,7 @@ treated as hostile:
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import re
 import sys
@@ -231,6 +232,11 @@ def _redirect_target(current: httpx.URL, response: _Response, address_allowed: A
     return _check_url(joined, address_allowed)
 
 
+def _basic_authorization(url: httpx.URL) -> str:
+    token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
 class _Budget:
     """The time one fetch may spend on the network, shared by all of its redirect hops."""
 
@@ -267,11 +273,11 @@ class Fetcher:
         if address_allowed is None:
             address_allowed = allowed_address_check(settings.allowed_networks)
         self.address_allowed = address_allowed
-        # No proxies (nor .netrc) from the environment either: a proxy would connect on our behalf, out of
-        # reach of the egress guard.
+        # Nothing from the environment either (httpx's client reads proxies and .netrc there): a proxy would
+        # connect on our behalf, out of reach of the egress guard.
         self._transport = transport if transport is not None else GuardedTransport(GuardedBackend(address_allowed))
-        # What httpx's client would send, but for cookies: a long-lived fetcher would otherwise hoard every
-        # cookie any feed sets.
+        # The headers httpx's client would send, but never a cookie: a long-lived fetcher would otherwise hoard
+        # every cookie any feed sets.
         self._headers = {"Accept": "*/*", "Accept-Encoding": ACCEPT_ENCODING, "Connection": "keep-alive",
                          "User-Agent": settings.user_agent}
         # httpcore's connect, read, write and pool timeouts, which the client would attach to each request.
@@ -411,7 +417,10 @@ class Fetcher:
     async def _exchange(
         self, url: httpx.URL, headers: dict[str, str], max_bytes: int, check: ContentCheck | None
     ) -> _Response:
-        request = httpx.Request("GET", url, headers={**self._headers, **headers}, extensions=self._extensions)
+        sent = {**self._headers, **headers}
+        if url.userinfo:  # a private feed's credentials in its address go to that hop alone, as httpx's client did
+            sent["Authorization"] = _basic_authorization(url)
+        request = httpx.Request("GET", url, headers=sent, extensions=self._extensions)
         origin = REQUEST_ORIGIN.set((url.raw_host.decode("ascii").lower(), url.port or _DEFAULT_PORTS[url.scheme]))
         try:
             response = await self._transport.handle_async_request(request)

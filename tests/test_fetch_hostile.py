@@ -8,6 +8,7 @@ machine, so even with a guard broken on purpose no test reaches another host.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import ipaddress
 import logging
@@ -503,6 +504,18 @@ def test_literal_private_address_refused_before_any_transport() -> None:
         asyncio.run(run())
     assert_refused(caught.value, "169.254.169.254")
     assert sent == []
+
+
+def test_credentials_in_the_address_go_to_that_hop_only(site: LocalSite) -> None:
+    """A private feed's user and password in its URL are sent as Basic authentication, and not to the next hop."""
+    redirect(site, "/private.xml", site.url("/public.xml"))
+    site.put("/public.xml", "<rss/>")
+    assert fetch(site.url("/private.xml").replace("://", "://reader:s%C3%A9same@")).content == b"<rss/>"
+    (first, sent), (second, then) = site.requests
+    assert (first, second) == ("/private.xml", "/public.xml")
+    assert sent["Authorization"] == "Basic " + base64.b64encode("reader:sésame".encode()).decode()
+    assert "Authorization" not in then
+    assert sent["User-Agent"] == LOOSE.user_agent and "Cookie" not in sent
 
 
 def test_cookies_set_by_a_feed_are_not_kept(site: LocalSite) -> None:
