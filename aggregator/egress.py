@@ -182,7 +182,11 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(self, address_allowed: AddressCheck, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
         self.address_allowed = address_allowed
-        self.inner = inner if inner is not None else httpcore.AnyIOBackend()
+        if inner is None:
+            from aggregator.netstream import AsyncioBackend
+
+            inner = AsyncioBackend()
+        self.inner = inner
 
     async def connect_tcp(
         self,
@@ -195,9 +199,13 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         origin = REQUEST_ORIGIN.get()
         if origin is not None and (host.lower(), port) != origin:
             raise EgressRefused(f"refused to connect to {host}:{port}, not the host and port of the URL")
+        literal = parse_address(host)
         try:
-            async with asyncio.timeout(timeout):
-                candidates = await resolve_host(host, port)
+            if literal is not None:  # an IP literal needs no resolver, nor a trip to its thread
+                candidates = [str(literal)]
+            else:
+                async with asyncio.timeout(timeout):
+                    candidates = await resolve_host(host, port)
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
         except OSError as exc:

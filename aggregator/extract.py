@@ -77,20 +77,38 @@ class PageTooLarge(ValueError):
     """The page's tree has more elements than extraction is allowed to walk."""
 
 
+def _bounded_document(html: str, max_elements: int) -> object | None:
+    """``html`` itself when its tree cannot exceed ``max_elements``, else its parsed tree, counted first
+    (None: not HTML at all).
+
+    Every element of the tree comes from a ``<`` of the page, but for the few the parser implies (html, head,
+    body, a paragraph around stray text): a page with at most half as many ``<`` as allowed elements is
+    handed over as it is, and trafilatura parses it once. Only a larger page is parsed here and counted,
+    and then trafilatura copies that tree before pruning it, a cost the usual page does not pay.
+    """
+    if html.count("<") <= max_elements // 2:
+        return html
+    from trafilatura.utils import load_html
+
+    tree = load_html(html)
+    if tree is None:
+        return None
+    if sum(1 for _ in itertools.islice(tree.iter(), max_elements + 1)) > max_elements:
+        raise PageTooLarge(f"page has more than {max_elements} elements")
+    return tree
+
+
 def article_text(html: str, url: str | None = None, max_elements: int = MAX_PAGE_ELEMENTS) -> str:
     """trafilatura's main text of ``html``, computed where it is called (the workers call this)."""
     # Imported here, not at the top: only the extraction workers need trafilatura (a few hundred milliseconds
     # to import), and the rest of this module serves the CLI and the clustering code too.
     import trafilatura
-    from trafilatura.utils import load_html
 
-    tree = load_html(html)
-    if tree is None:
+    document = _bounded_document(html, max_elements)
+    if document is None:
         return ""
-    if sum(1 for _ in itertools.islice(tree.iter(), max_elements + 1)) > max_elements:
-        raise PageTooLarge(f"page has more than {max_elements} elements")
     text = trafilatura.extract(
-        tree,  # the tree trafilatura would build from the string itself; it copies it before pruning
+        document,
         url=url,
         include_comments=False,
         include_tables=False,

@@ -108,6 +108,20 @@ def test_tree_too_large_refused():
         pool.close()
 
 
+def test_tree_counted_only_when_its_tags_could_pass_the_limit():
+    """A page with few tags goes to trafilatura as it is; one with more than half the limit's worth of tags is
+    parsed and counted first, read when under the limit, refused over it, and both ways give the same text."""
+    page = "<html><body>" + "<p>The harbour reopened on Tuesday after repairs to the sea wall.</p>" * 300 + (
+        "</body></html>")  # 604 "<", about 303 elements
+    assert extract._bounded_document(page, 10_000) is page
+    read_as_is = extract.article_text(page, max_elements=10_000)
+    assert "harbour reopened" in read_as_is
+    assert not isinstance(extract._bounded_document(page, 1_000), str)  # 604 > 500: counted
+    assert extract.article_text(page, max_elements=1_000) == read_as_is
+    with pytest.raises(extract.PageTooLarge):
+        extract.article_text(page, max_elements=200)
+
+
 def test_genuinely_slow_page_times_out_with_real_trafilatura(caplog):
     """150,000 links (4 MB, under both size limits) keep trafilatura busy for seconds: cut at 1 s."""
     page = "<html><body><div>" + '<a href="/x">link text</a> ' * 150_000 + "</div></body></html>"

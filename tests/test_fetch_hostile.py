@@ -8,6 +8,7 @@ machine, so even with a guard broken on purpose no test reaches another host.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import ipaddress
 import logging
@@ -45,6 +46,7 @@ from aggregator.fetch import (
 )
 from aggregator.localsite import LocalSite, respond
 from aggregator.models import Article
+from aggregator.netstream import AsyncioBackend
 from aggregator.pipeline import poll_once
 from aggregator.store import open_database
 
@@ -165,7 +167,7 @@ def compress_zeros(compressor: Any, size: int) -> bytes:
 def network(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Every real TCP connect, as (host, port); only 127.0.0.1 is actually dialled."""
     opened: list[tuple[str, int]] = []
-    real = httpcore.AnyIOBackend.connect_tcp
+    real = AsyncioBackend.connect_tcp
 
     async def recording(self: Any, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
         opened.append((host, port))
@@ -173,7 +175,7 @@ def network(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
             raise httpcore.ConnectError(f"test network: {host} is out of bounds")
         return await real(self, host, port, *args, **kwargs)
 
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", recording)
+    monkeypatch.setattr(AsyncioBackend, "connect_tcp", recording)
     return opened
 
 
@@ -480,7 +482,7 @@ def test_tls_uses_the_host_name_while_tcp_goes_to_the_vetted_address(
         seen["connect"] = (host, port)
         return Stream()
 
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", connect)
+    monkeypatch.setattr(AsyncioBackend, "connect_tcp", connect)
     error = fetch_error("https://secure.example/feed.xml", STRICT)
     assert "cannot connect" in error.reason
     assert seen == {"connect": ("93.184.216.34", 443), "server_hostname": "secure.example", "check_hostname": True}
@@ -502,6 +504,18 @@ def test_literal_private_address_refused_before_any_transport() -> None:
         asyncio.run(run())
     assert_refused(caught.value, "169.254.169.254")
     assert sent == []
+
+
+def test_credentials_in_the_address_go_to_that_hop_only(site: LocalSite) -> None:
+    """A private feed's user and password in its URL are sent as Basic authentication, and not to the next hop."""
+    redirect(site, "/private.xml", site.url("/public.xml"))
+    site.put("/public.xml", "<rss/>")
+    assert fetch(site.url("/private.xml").replace("://", "://reader:s%C3%A9same@")).content == b"<rss/>"
+    (first, sent), (second, then) = site.requests
+    assert (first, second) == ("/private.xml", "/public.xml")
+    assert sent["Authorization"] == "Basic " + base64.b64encode("reader:sésame".encode()).decode()
+    assert "Authorization" not in then
+    assert sent["User-Agent"] == LOOSE.user_agent and "Cookie" not in sent
 
 
 def test_cookies_set_by_a_feed_are_not_kept(site: LocalSite) -> None:
