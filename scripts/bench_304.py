@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -31,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aggregator.localsite import LocalSite  # noqa: E402
+from scripts import bench_ingest  # noqa: E402
 
 BARE_LOOP = """
 import asyncio, json, sys
@@ -64,15 +63,8 @@ def feed(number: int, entries: int) -> bytes:
 def timed(command: list[str], ok: tuple[int, ...] = (0, 1)) -> tuple[float, float, subprocess.CompletedProcess]:
     """(wall seconds, CPU seconds, the finished process) of one child process; an exit status outside ``ok``
     stops the benchmark (a poll exits 1 when a feed failed, which the 304 pass expects of none but allows)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's package
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=environment)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in ok:
-        raise SystemExit(f"{' '.join(command[:4])}... failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done
+    return bench_ingest.run_timed(command, environment, ok)
 
 
 def main() -> None:

@@ -179,16 +179,30 @@ def feed_document(number: int, entries: list[tuple[int, str, str]], url_of) -> b
             f"<link>https://outlet{number}.example/</link>{items}</channel></rss>").encode()
 
 
-def timed(command: list[str], environment: dict[str, str]) -> tuple[float, float, str]:
-    """(wall seconds, CPU seconds of the process and its children, standard output)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every child process waited for so far, their own children included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_timed(command: list[str], environment: dict[str, str],
+              ok: tuple[int, ...] = (0,)) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall seconds, CPU seconds of the process and its children, the finished process), run from the
+    repository; an exit status outside ``ok`` stops the benchmark."""
+    cpu_before = children_cpu()
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=environment)
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:3])}... exited {done.returncode}:\n{done.stderr[-3000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done.stdout
+    cpu = children_cpu() - cpu_before
+    if done.returncode not in ok:
+        raise SystemExit(f"{' '.join(command[:4])}... exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return wall, cpu, done
+
+
+def timed(command: list[str], environment: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the process and its children, standard output) of a run that must succeed."""
+    wall, cpu, done = run_timed(command, environment)
+    return wall, cpu, done.stdout
 
 
 def figures(output: str, tag: str) -> dict:

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -109,11 +108,6 @@ def stop(processes: list[subprocess.Popen], log: Path) -> None:
     failed = [p for p in processes if p.returncode not in (0, -15)]
     if failed:
         raise SystemExit(f"a process exited {failed[0].returncode}; its log:\n{log.read_text()[-3000:]}")
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def postgres_cpu() -> float | None:
@@ -196,7 +190,7 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
     with scratch_database(admin_url, f"w{workers}") as url:
         log = folder / f"scale-{workers}.log"
         engine = create_engine(sqlalchemy_url(url))
-        cpu_before, pg_before, wal_before = children_cpu(), postgres_cpu(), wal_position(engine)
+        cpu_before, pg_before, wal_before = bench_ingest.children_cpu(), postgres_cpu(), wal_position(engine)
         launched = time.monotonic()
         processes = [start(["--config", str(config), "--database", url, "--log-level", "WARNING", "run"],
                            cores[0] if len(cores) >= workers else None, log)]
@@ -220,7 +214,7 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
         wal = wal_bytes_since(engine, wal_before)
         seen = cluster_status(engine)  # what `aggregator status` shows of the running cluster
         stop(processes, log)
-        cpu, pg_after = children_cpu() - cpu_before, postgres_cpu()
+        cpu, pg_after = bench_ingest.children_cpu() - cpu_before, postgres_cpu()
         engine.dispose()
     busy = max(1e-6, (finished_utc - first_staged).total_seconds())
     return {
@@ -318,7 +312,7 @@ def sequencer(args: argparse.Namespace, folder: Path) -> dict:
     with scratch_database(args.admin_url, "seq") as url:
         stage_articles(url, articles)
         engine = create_engine(sqlalchemy_url(url))
-        pg_before, cpu_before, wal_before = postgres_cpu(), children_cpu(), wal_position(engine)
+        pg_before, cpu_before, wal_before = postgres_cpu(), bench_ingest.children_cpu(), wal_position(engine)
         launched = time.monotonic()
         processes = [start(["--config", str(config), "--database", url, "--log-level", "WARNING", "run"], None, log)]
         began = wait_for(lambda: count(engine, "SELECT count(*) FROM article") > 0, "the first article", processes,
@@ -328,7 +322,7 @@ def sequencer(args: argparse.Namespace, folder: Path) -> dict:
                          processes, log, every=0.05)
         wal = wal_bytes_since(engine, wal_before)
         stop(processes, log)
-        cpu, pg_after = children_cpu() - cpu_before, postgres_cpu()
+        cpu, pg_after = bench_ingest.children_cpu() - cpu_before, postgres_cpu()
         stored = count(engine, "SELECT count(*) FROM article")
         with engine.connect() as connection:  # what the articles take, indexes and the text's TOAST included
             size = connection.execute(text("SELECT pg_total_relation_size('article') + "

@@ -63,12 +63,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine_replay import in_time_order, story_of_each  # noqa: E402
+
 from aggregator.cluster import Clusterer, ClusterSettings  # noqa: E402
-from aggregator.parse import parse_time  # noqa: E402
 from aggregator.replay import score  # noqa: E402
 from aggregator.text import terms  # noqa: E402
 
-UNTIMED = datetime(2026, 1, 1)
 HEADLINES, FULL_TEXTS = "googlenews-t.jsonl", "syndication-dev.jsonl"
 
 # syndication-dev stories (page names) that share a subject with another: different events of one kind
@@ -447,13 +447,6 @@ PLAIN = "plain"
 PLAIN_JOIN, PLAIN_MERGE = 0.25, 0.4
 
 
-def _in_time_order(rows: list[dict]) -> list[tuple[datetime, int, dict]]:
-    """Rows in time order (untimed rows keep their place)."""
-    timed = [(parse_time(row["published"]) or UNTIMED, index, row) for index, row in enumerate(rows)]
-    timed.sort(key=lambda item: (item[0], item[1]))
-    return timed
-
-
 def plain_cluster(rows: list[dict], join: float = PLAIN_JOIN, merge: float = PLAIN_MERGE,
                   lead_words: int = 60) -> dict[str, str]:
     """The plain method the engine must beat: one pass, each article's TF-IDF vector (title twice, the lead's
@@ -483,7 +476,7 @@ def plain_cluster(rows: list[dict], join: float = PLAIN_JOIN, merge: float = PLA
             postings[term].add(cid)
         norms[cid] = math.sqrt(sum(w * w for w in centroid.values())) or 1.0
 
-    for _, _, row in _in_time_order(rows):
+    for _, row in in_time_order(rows):
         counts = Counter(terms(row["title"]) * 2)
         counts.update(terms(" ".join((row["text"] or "").split()[:lead_words])))
         documents += 1
@@ -508,32 +501,11 @@ def plain_cluster(rows: list[dict], join: float = PLAIN_JOIN, merge: float = PLA
 # ---- replay -------------------------------------------------------------------------------------------------
 
 def cluster(rows: list[dict], settings: ClusterSettings, off: frozenset = frozenset()) -> dict[str, str]:
-    """The engine's story of each row, replayed in time order (untimed rows keep their place), merges applied."""
-    timed = _in_time_order(rows)
+    """The engine's story of each row, replayed in time order (see engine_replay.in_time_order), merges applied."""
+    timed = in_time_order(rows)
     engine = AblatedClusterer(settings, off)
-    engine.prepare((row["title"], row["text"] or "") for _, _, row in timed)  # the semantic signal's batches
-    members: dict[int, list[int]] = defaultdict(list)
-    story_of: dict[int, int] = {}
-    next_id = 0
-    for index, (when, _, row) in enumerate(timed):
-        feats = engine.features(row["title"], row["text"] or "", when, row["source"] or "")
-        decision = engine.decide(feats)
-        story = decision.story_id
-        if story is None:
-            next_id += 1
-            story = next_id
-        if decision.merge_story_ids:  # as the pipeline does: the oldest id survives
-            ids = sorted({story, *decision.merge_story_ids})
-            story = ids[0]
-            for other in ids[1:]:
-                engine.merge(story, other)
-                for member in members.pop(other, []):
-                    story_of[member] = story
-                    members[story].append(member)
-        engine.add(index, feats, story)
-        members[story].append(index)
-        story_of[index] = story
-    return {timed[i][2]["id"]: str(s) for i, s in story_of.items()}
+    engine.prepare((row["title"], row["text"] or "") for _, row in timed)  # the semantic signal's batches
+    return {timed[i][1]["id"]: str(s) for i, s in story_of_each(engine, timed).items()}
 
 
 def evaluate(rows: list[dict], overrides: dict, off: frozenset, plain: bool = False) -> dict[str, float]:

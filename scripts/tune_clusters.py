@@ -15,25 +15,21 @@ import json
 import pstats
 import sys
 import time
-from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cluster import everyday_words, renamed  # noqa: E402
+from engine_replay import in_time_order, story_of_each  # noqa: E402
 
 from aggregator.cluster import Clusterer, ClusterSettings  # noqa: E402
-from aggregator.parse import parse_time  # noqa: E402
 from aggregator.replay import score  # noqa: E402
 
 
 def run(path, kw, show_merges=False, prefill=0, profile=False):
     rows = [json.loads(line) for line in open(path)]
-    base = datetime(2026, 1, 1)
-    for r in rows:
-        r["_t"] = parse_time(r["published"]) or base
-    rows.sort(key=lambda r: r["_t"])
+    timed = in_time_order(rows)
     c = Clusterer(ClusterSettings(**kw))
     next_id = 0
     if prefill:
@@ -42,11 +38,11 @@ def run(path, kw, show_merges=False, prefill=0, profile=False):
         while n < prefill:
             k += 1
             story_of = {}
-            for r in rows:
+            for when, r in timed:
                 if n >= prefill:
                     break
                 f = c.features(renamed(r["title"], k, common), renamed(r["text"], k, common),
-                               r["_t"] - timedelta(hours=1), "")
+                               when - timedelta(hours=1), "")
                 d = c.decide(f)
                 sid = d.story_id or story_of.setdefault(r["story"], None)
                 if sid is None:
@@ -54,41 +50,25 @@ def run(path, kw, show_merges=False, prefill=0, profile=False):
                     sid = story_of[r["story"]] = next_id
                 c.add(-1 - n, f, sid)
                 n += 1
-    members = defaultdict(list)
-    story_of_article = {}
+    ordered = [r for _, r in timed]
+
+    def print_merge(i, sid, other, members):
+        a = [ordered[j]["title"] for j in members[sid][-3:]] + [ordered[i]["title"]]
+        b = [ordered[j]["title"] for j in members[other][-3:]]
+        same = {ordered[j]["story"] for j in members[sid]} == {ordered[j]["story"] for j in members[other]}
+        print(f"merge {len(members[sid])}+{len(members[other])} same={same}\n  {a}\n  {b}")
+
     profiler = cProfile.Profile() if profile else None
     if profiler:
         profiler.enable()
     t0 = time.perf_counter()
-    for i, r in enumerate(rows):
-        f = c.features(r["title"], r["text"] or "", r["_t"], r["source"] or "")
-        d = c.decide(f)
-        sid = d.story_id
-        if sid is None:
-            next_id += 1
-            sid = next_id
-        if d.merge_story_ids:  # as the pipeline does: the oldest id survives
-            ids = sorted({sid, *d.merge_story_ids})
-            sid = ids[0]
-            for other in ids[1:]:
-                if show_merges:
-                    a = [rows[j]["title"] for j in members[sid][-3:]] + [r["title"]]
-                    b = [rows[j]["title"] for j in members[other][-3:]]
-                    same = {rows[j]["story"] for j in members[sid]} == {rows[j]["story"] for j in members[other]}
-                    print(f"merge {len(members[sid])}+{len(members[other])} same={same}\n  {a}\n  {b}")
-                c.merge(sid, other)
-                for j in members.pop(other, []):
-                    story_of_article[j] = sid
-                    members[sid].append(j)
-        c.add(i, f, sid)
-        members[sid].append(i)
-        story_of_article[i] = sid
+    story_of_article = story_of_each(c, timed, next_id, print_merge if show_merges else None)
     dt = time.perf_counter() - t0
     if profiler:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
     gold = {r["id"]: str(r["story"]) for r in rows}
-    pred = {rows[i]["id"]: str(s) for i, s in story_of_article.items()}
+    pred = {ordered[i]["id"]: str(s) for i, s in story_of_article.items()}
     s = score(gold, pred)
     figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()}
     print(path.split("/")[-1], kw, figures, f"{len(rows) / dt:.0f}/s", f"(index of {prefill} first)" if prefill else "")

@@ -46,6 +46,17 @@ def demo_config_file(tmp_path, demo_site, three_outlets):
     return path
 
 
+@pytest.fixture
+def polled(tmp_path, demo_config_file, monkeypatch) -> list[str]:
+    """The options naming a database filled by one `aggregator poll` over the three demo outlets."""
+    from aggregator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    database = f"sqlite:///{tmp_path}/cli.db"
+    assert main(["--config", str(demo_config_file), "--database", database, "poll"]) == 0
+    return ["--config", str(demo_config_file), "--database", database]
+
+
 ADMIN_URL = os.environ.get("AGGREGATOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 

@@ -2,18 +2,7 @@
 
 import json
 
-import pytest
-
 from aggregator.cli import main
-
-
-@pytest.fixture
-def polled(tmp_path, demo_config_file, monkeypatch):
-    """A database filled by one `aggregator poll` over the three demo outlets."""
-    monkeypatch.chdir(tmp_path)
-    database = f"sqlite:///{tmp_path}/cli.db"
-    assert main(["--config", str(demo_config_file), "--database", database, "poll"]) == 0
-    return ["--config", str(demo_config_file), "--database", database]
 
 
 def test_bad_config_names_key_and_line_and_exits_2(tmp_path, capsys):

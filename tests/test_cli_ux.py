@@ -96,15 +96,6 @@ def test_replay_draws_a_bar_on_a_terminal_only(tmp_path, capsys, monkeypatch):
 # ---- explain ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def polled_db(tmp_path, demo_config_file, monkeypatch):
-    """A database filled by one `aggregator poll` over the three demo outlets, and the options naming it."""
-    monkeypatch.chdir(tmp_path)
-    database = f"sqlite:///{tmp_path}/cli.db"
-    assert main(["--config", str(demo_config_file), "--database", database, "poll"]) == 0
-    return ["--config", str(demo_config_file), "--database", database]
-
-
 def test_signals_read_in_plain_words_with_units():
     gap = Signal("hours-apart", 5.23, 72.0, True)
     assert (gap.label, gap.value_text, gap.threshold_text) == ("time apart", "5.2 h", "at most 72 h")
@@ -119,12 +110,12 @@ def test_signals_read_in_plain_words_with_units():
     assert gap.describe() == "time apart: 5.2 h (met threshold: at most 72 h)"
 
 
-def test_explain_prints_a_table_of_signals(polled_db, capsys):
+def test_explain_prints_a_table_of_signals(polled, capsys):
     capsys.readouterr()
-    assert main([*polled_db, "stories", "--format", "json", "--min-sources", "2"]) == 0
+    assert main([*polled, "stories", "--format", "json", "--min-sources", "2"]) == 0
     top = json.loads(capsys.readouterr().out)[0]
     ids = [s["article_id"] for s in top["sources"]]
-    assert main([*polled_db, "explain", str(ids[0]), str(ids[1])]) == 0
+    assert main([*polled, "explain", str(ids[0]), str(ids[1])]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if "SIGNAL" in line)
     assert header.split() == ["SIGNAL", "VALUE", "THRESHOLD", "VERDICT"]
@@ -133,7 +124,7 @@ def test_explain_prints_a_table_of_signals(polled_db, capsys):
     assert "hours-apart" not in out and "term-cosine" not in out
 
 
-def test_explain_says_it_takes_article_ids(polled_db, capsys):
+def test_explain_says_it_takes_article_ids(polled, capsys):
     from sqlmodel import Session
 
     from aggregator.models import Story
@@ -143,17 +134,17 @@ def test_explain_says_it_takes_article_ids(polled_db, capsys):
         main(["explain", "--help"])
     assert "article id" in capsys.readouterr().out
 
-    assert main([*polled_db, "explain", "1", "99999"]) == 1
+    assert main([*polled, "explain", "1", "99999"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("aggregator: no article with id 99999") and "takes article ids" in err
     assert err.count("\n") == 1
 
-    engine = open_database(polled_db[-1])
+    engine = open_database(polled[-1])
     with Session(engine) as session:
         session.add(Story(id=5000, title="A story whose id is no article's"))
         session.commit()
     engine.dispose()
-    assert main([*polled_db, "explain", "5000", "1"]) == 1
+    assert main([*polled, "explain", "5000", "1"]) == 1
     assert "5000 is a story id" in capsys.readouterr().err
 
 
@@ -166,7 +157,7 @@ def test_shorten_cuts_at_a_word_boundary():
     assert _shorten("Supercalifragilisticexpialidocious News", 10) == "Supercali…"
 
 
-def test_feeds_shows_until_when_a_feed_rests_and_keeps_words_whole(polled_db, capsys):
+def test_feeds_shows_until_when_a_feed_rests_and_keeps_words_whole(polled, capsys):
     from sqlmodel import Session, select
 
     from aggregator.models import Feed, utcnow
@@ -175,7 +166,7 @@ def test_feeds_shows_until_when_a_feed_rests_and_keeps_words_whole(polled_db, ca
     error = ("HTTP 503 Service Unavailable: the server answered with a maintenance page that apologises at length "
              "for the inconvenience to every reader of this feed and promises to be back soon")
     until = utcnow() + timedelta(minutes=40)
-    engine = open_database(polled_db[-1])
+    engine = open_database(polled[-1])
     with Session(engine) as session:
         resting, failing = session.exec(select(Feed).order_by(Feed.id)).all()[:2]
         resting.name = "The Extraordinarily Long-Named Regional Broadcaster"
@@ -187,7 +178,7 @@ def test_feeds_shows_until_when_a_feed_rests_and_keeps_words_whole(polled_db, ca
         session.commit()
     engine.dispose()
     capsys.readouterr()
-    assert main([*polled_db, "feeds"]) == 0
+    assert main([*polled, "feeds"]) == 0
     out = capsys.readouterr().out
     assert f"resting until {until:%Y-%m-%d %H:%M} UTC" in out
     rows = {line.split("  ")[0]: line for line in out.splitlines()}
@@ -197,6 +188,6 @@ def test_feeds_shows_until_when_a_feed_rests_and_keeps_words_whole(polled_db, ca
     assert error in notes  # wrapped over lines, never cut inside a word
 
 
-def test_a_poll_that_finds_nothing_new_loads_neither_the_orm_nor_the_clustering_engine(polled_db):
-    code = f"from aggregator.cli import main\nassert main({polled_db!r} + ['poll']) == 0\n"
+def test_a_poll_that_finds_nothing_new_loads_neither_the_orm_nor_the_clustering_engine(polled):
+    code = f"from aggregator.cli import main\nassert main({polled!r} + ['poll']) == 0\n"
     assert _modules_loaded_by(code, also=("numpy", "feedparser", "courlan", "rich")) == []
