@@ -33,6 +33,9 @@ def _identity(value):
     return value
 
 
+_BLANK_STATES: dict[tuple[int, int], dict] = {}  # (num_perm, seed) -> the state of a MinHash without values
+
+
 def containment_of(jaccard: float, size: float, other_size: float) -> float:
     """The share of the smaller of two shingle sets found in the other, from their Jaccard similarity and sizes."""
     shared = jaccard * (size + other_size) / (1.0 + jaccard)
@@ -61,12 +64,23 @@ class SameArticle:
             minhash = self._minhash(signature(hashes, self._permutations))
         return minhash, len(hashes)
 
-    def _minhash(self, hashvalues: np.ndarray | None = None) -> MinHash:
+    def _minhash(self, hashvalues: np.ndarray) -> MinHash:
+        """A MinHash holding ``hashvalues`` (uint32, as :func:`lsh.signature` makes them).
+
+        Made as unpickling makes one, from a blank one's state with these values: the constructor checks and
+        copies values that :func:`lsh.signature` made right, a sixth of the cost of signing a text.
+        """
         from datasketch import MinHash
 
-        # Shingles arrive already hashed (shingle_hashes), so the hash function is the identity.
-        return MinHash(num_perm=self.settings.num_perm, permutations=self._permutations, hashvalues=hashvalues,
-                       hashfunc=_identity, scheme="affine32")
+        key = (self.settings.num_perm, self.settings.seed)
+        blank = _BLANK_STATES.get(key)
+        if blank is None:
+            # Shingles arrive already hashed (shingle_hashes), so the hash function is the identity.
+            blank = _BLANK_STATES[key] = MinHash(num_perm=key[0], permutations=self._permutations,
+                                                 hashfunc=_identity, scheme="affine32").__getstate__()
+        minhash = MinHash.__new__(MinHash)
+        minhash.__setstate__({**blank, "hashvalues": hashvalues})
+        return minhash
 
     def find_duplicate(self, feats: Features) -> tuple[int, str, float] | None:
         """The open-window article this one copies, with the signal and score that said so."""

@@ -69,3 +69,31 @@ def test_german_french_spanish_and_russian_terms_drop_function_words():
 def test_accented_and_compatibility_forms_fold_alike():
     assert words("ÉCOLE ﬁnale") == ["école", "finale"]
     assert words("Ｔｏｋｙｏ　２０２４") == ["tokyo", "2024"]
+
+
+def test_words_split_as_the_word_pattern_does():
+    from aggregator.text import _WORD, fold
+
+    samples = ["U.S. officials said, \"it's over\"... (again)", "a_b c__d e-f", "don’t stop: 3.5% of 1,200",
+               "ﬁne Ｆｕｌｌ width", "İstanbul ǅemal", "a.b.c. .x. x. ..", "٣٤٥ ½ ² x²", "foo\u00a0bar\u2003baz\u200bqux"]
+    for text in samples:
+        assert words(text) == _WORD.findall(fold(text).replace("’", "'"))
+
+
+def test_shingle_hashes_stay_the_stored_ones():
+    # stored signatures are made of these (ClusterSettings.scheme): a change would make old and new texts differ
+    assert shingle_hashes("the quick brown fox jumps over the lazy dog".split(), 4).tolist() == [
+        46700281, 337108885, 422032299, 993132813, 1760106950, 2676372005]
+    assert shingle_hashes(["storm", "hits"], 4).tolist() == [1225903655]
+    assert shingle_hashes([], 4).tolist() == []
+
+
+def test_an_articles_minhash_is_datasketchs():
+    from datasketch import MinHash
+
+    engine = Clusterer()
+    feats = engine.features("Storm", " ".join(f"word{i}" for i in range(40)), T0)
+    made = MinHash(num_perm=engine.settings.num_perm, permutations=engine._permutations,
+                   hashvalues=feats.minhash.hashvalues, hashfunc=lambda v: v, scheme="affine32")
+    assert feats.minhash == made and feats.minhash.jaccard(made) == 1.0
+    assert feats.minhash.hashvalues.dtype == made.hashvalues.dtype
