@@ -75,7 +75,8 @@ def test_words_split_as_the_word_pattern_does():
     from aggregator.text import _WORD, fold
 
     samples = ["U.S. officials said, \"it's over\"... (again)", "a_b c__d e-f", "don’t stop: 3.5% of 1,200",
-               "ﬁne Ｆｕｌｌ width", "İstanbul ǅemal", "a.b.c. .x. x. ..", "٣٤٥ ½ ² x²", "foo\u00a0bar\u2003baz\u200bqux"]
+               "ﬁne Ｆｕｌｌ width", "İstanbul ǅemal", "a.b.c. .x. x. ..", "٣٤٥ ½ ² x²",
+               "foo\u00a0bar\u2003baz\u200bqux"]
     for text in samples:
         assert words(text) == _WORD.findall(fold(text).replace("’", "'"))
 
