@@ -19,8 +19,8 @@ one position is the least hash of a shingle they share, so the index counts each
 fixed array of counters addressed by its hash, and :meth:`MinHashIndex.plain_jaccards` leaves those values out
 of the similarity it estimates.
 
-New signatures go to a small buffer that queries scan with one vectorised comparison; a full buffer is merged
-into the sorted array in linear time.
+New signatures go to a small buffer, each of its band values also kept in a dict (the ids holding it) that
+queries look up; a full buffer is merged into the sorted array in linear time.
 """
 
 from __future__ import annotations
@@ -50,14 +50,18 @@ def signature(hashes: np.ndarray, permutations: np.ndarray) -> np.ndarray:
     a, b = permutations
     values = np.full(len(a), np.iinfo(np.uint32).max, dtype=np.uint32)
     s1, m1, s2, m2, s3 = _FMIX32
+    b = b[:, None]
     for start in range(0, len(hashes), _SIGNATURE_SLICE):
         mixed = np.asarray(hashes[start : start + _SIGNATURE_SLICE], dtype=np.uint32)
         mixed = mixed ^ (mixed >> s1)
-        mixed = mixed * m1
-        mixed = mixed ^ (mixed >> s2)
-        mixed = mixed * m2
-        mixed = mixed ^ (mixed >> s3)
-        np.minimum(values, (mixed[:, None] * a + b).min(axis=0), out=values)
+        mixed *= m1
+        mixed ^= mixed >> s2
+        mixed *= m2
+        mixed ^= mixed >> s3
+        # a row a permutation: each minimum runs along contiguous memory, and in place (one temporary)
+        permuted = np.multiply.outer(a, mixed)
+        permuted += b
+        np.minimum(values, permuted.min(axis=1), out=values)
     return values
 
 
@@ -127,6 +131,7 @@ class MinHashIndex:
         self._buffer = np.empty((buffer_size, self.bands), dtype=np.uint64)
         self._buffer_ids = np.empty(buffer_size, dtype=np.int64)
         self._buffered = 0
+        self._held: dict[int, list[int]] = {}  # band hash -> ids of the buffered signatures holding it
         self._stale = 0  # entries in the arrays whose id was removed
         self.rebuilds = 0
         self._value_counts = np.zeros(1 << _VALUE_COUNTER_BITS, dtype=np.int32)  # live signatures per pair
@@ -166,9 +171,17 @@ class MinHashIndex:
             self.remove(key)
         self.signatures[key] = signature
         np.add.at(self._value_counts, self._value_counters(signature[None, :])[0], 1)
-        self._buffer[self._buffered] = self.band_keys(signature[None, :])[0]
+        band_keys = self.band_keys(signature[None, :])[0]
+        self._buffer[self._buffered] = band_keys
         self._buffer_ids[self._buffered] = key
         self._buffered += 1
+        held = self._held
+        for band_key in band_keys.tolist():
+            ids = held.get(band_key)
+            if ids is None:
+                held[band_key] = [key]
+            else:
+                ids.append(key)
         if self._buffered == len(self._buffer_ids):
             self._merge_buffer()
 
@@ -187,6 +200,7 @@ class MinHashIndex:
         self._keys = band_keys[order]
         self._ids = np.repeat(ids, self.bands)[order]
         self._buffered = 0
+        self._held = {}
         self._stale = 0
 
     def remove(self, key: int) -> None:
@@ -208,6 +222,7 @@ class MinHashIndex:
         self._keys = np.insert(self._keys, at, keys)
         self._ids = np.insert(self._ids, at, ids)
         self._buffered = 0
+        self._held = {}
 
     def _rebuild(self) -> None:
         """Rewrite the arrays with the live signatures only, so removed ones give their memory back."""
@@ -237,10 +252,11 @@ class MinHashIndex:
             low = np.searchsorted(self._keys, wanted, side="left")
             high = np.searchsorted(self._keys, wanted, side="right")
             counts += high - low
-        matches = None
-        if self._buffered:
-            matches = self._buffer[: self._buffered] == wanted
-            counts += matches.sum(axis=0)
+        buffered = None
+        if self._buffered:  # a dict lookup a band: cheaper than comparing the whole buffer
+            held = self._held
+            buffered = [held.get(band_key, ()) for band_key in wanted.tolist()]
+            counts += np.fromiter(map(len, buffered), dtype=np.int64, count=self.bands)
         kept = (counts > 0) & (counts <= self.frequent())
         if not kept.any():
             return []
@@ -248,9 +264,9 @@ class MinHashIndex:
         if len(self._keys):
             parts.extend(self._ids[start:end] for start, end in zip(low[kept].tolist(), high[kept].tolist(),
                                                                      strict=True) if end > start)
-        if matches is not None:
-            hits = matches[:, kept].sum(axis=1)
-            parts.append(np.repeat(self._buffer_ids[: self._buffered], hits))
+        if buffered is not None:
+            parts.append(np.array([key for keep, ids in zip(kept.tolist(), buffered, strict=True) if keep
+                                   for key in ids], dtype=np.int64))
         ids, shared = np.unique(np.concatenate(parts), return_counts=True)
         order = np.argsort(-shared, kind="stable")  # most shared bands first, then the lower id
         live = self.signatures

@@ -59,8 +59,8 @@ def words(text: str) -> list[str]:
     Runs of Chinese, Japanese or Korean letters become their overlapping character bigrams (a lone letter
     stays itself), so that texts in those scripts get word-like tokens too.
     """
-    found = _WORD.findall(fold(text).replace("’", "'"))  # the apostrophe's two forms join a word alike
-    if not _HAS_CJK.search(text):
+    found = _word_tokens(fold(text).replace("’", "'"))  # the apostrophe's two forms join a word alike
+    if not _has_cjk(text):
         return found
     out: list[str] = []
     for word in found:
@@ -75,6 +75,33 @@ def words(text: str) -> list[str]:
             else:
                 out.extend(part[i : i + 2] for i in range(len(part) - 1))
     return out
+
+
+def _word_tokens(text: str) -> list[str]:
+    """``_WORD.findall(text)``, twice as fast: no word spans white space, and most pieces between white space are
+    one word as they stand (letters and digits only, ``str.isalnum`` being the regex's letter or digit), or once a
+    trailing full stop or comma is cut; only the others go through the regex."""
+    found: list[str] = []
+    append = found.append
+    for piece in text.split():
+        if piece.isalnum():
+            append(piece)
+            continue
+        core = piece.rstrip(".,")
+        if core.isalnum():
+            append(core)
+        else:
+            found += _WORD.findall(piece)
+    return found
+
+
+# Below U+1100 and in the punctuation block (quotes, dashes) there is no CJK letter: most texts hold none of
+# the other characters, and searching for those is much cheaper than for the CJK ranges themselves.
+_BEYOND_WESTERN = re.compile("[^\x00-\u10ff\u2000-\u206f]")
+
+
+def _has_cjk(text: str) -> bool:
+    return not text.isascii() and _BEYOND_WESTERN.search(text) is not None and _HAS_CJK.search(text) is not None
 
 
 def _is_cjk(word: str) -> bool:
@@ -230,21 +257,35 @@ def shingle_hashes(tokens: list[str], size: int) -> np.ndarray:
         return np.zeros(0, dtype=np.uint32)
     # Each distinct word once: a text uses most of its words more than once.
     hash_of = {word: zlib.crc32(word.encode()) for word in set(tokens)}
-    word_hashes = np.fromiter(map(hash_of.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+    word_hashes = np.fromiter(map(hash_of.__getitem__, tokens), dtype=np.uint32, count=len(tokens))
     size = min(size, len(tokens))
     count = len(tokens) - size + 1
-    combined = np.zeros(count, dtype=np.uint64)
-    for offset in range(size):
-        combined = (combined * _POLY + word_hashes[offset : offset + count]) & _MASK32
+    # 32-bit arithmetic wraps modulo 2**32 by itself: in place, no masking, half the memory of 64 bits
+    combined = word_hashes[:count].copy()
+    for offset in range(1, size):
+        combined *= _POLY
+        combined += word_hashes[offset : offset + count]
     # A final avalanche step, so shingles that differ in one word differ in every bit.
-    combined = (combined ^ (combined >> np.uint64(16))) * _MIX & _MASK32
-    combined ^= combined >> np.uint64(13)
-    return np.unique(combined.astype(np.uint32))
+    combined ^= combined >> _SHIFT16
+    combined *= _MIX
+    combined ^= combined >> _SHIFT13
+    return _distinct(combined)
 
 
-_POLY = np.uint64(0x01000193)
-_MIX = np.uint64(0x85EBCA6B)
-_MASK32 = np.uint64(0xFFFFFFFF)
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct ``values``, sorted (np.unique without its overhead, which a short array feels)."""
+    values.sort()
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
+_POLY = np.uint32(0x01000193)
+_MIX = np.uint32(0x85EBCA6B)
+_SHIFT16, _SHIFT13 = np.uint32(16), np.uint32(13)
 
 
 def content_hash(title: str, text: str, body_words: list[str] | None = None) -> str:

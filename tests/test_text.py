@@ -130,3 +130,35 @@ def test_an_initialism_with_dots_is_the_one_without():
 
 def test_a_stop_word_with_its_apostrophe_s_is_still_a_stop_word():
     assert terms("Here's what it's like: Trump's plan") == ["like", "trump", "plan"]
+
+
+def test_words_split_as_the_word_pattern_does():
+    from aggregator.text import _WORD, fold
+
+    samples = ["U.S. officials said, \"it's over\"... (again)", "a_b c__d e-f", "don’t stop: 3.5% of 1,200",
+               "ﬁne Ｆｕｌｌ width", "İstanbul ǅemal", "a.b.c. .x. x. ..", "٣٤٥ ½ ² x²",
+               "foo\u00a0bar\u2003baz\u200bqux"]
+    for text in samples:
+        assert words(text) == _WORD.findall(fold(text).replace("’", "'"))
+
+
+def test_shingle_hashes_stay_the_stored_ones():
+    # stored signatures are made of these (ClusterSettings.scheme): a change would make old and new texts differ
+    assert shingle_hashes("the quick brown fox jumps over the lazy dog".split(), 4).tolist() == [
+        46700281, 337108885, 422032299, 993132813, 1760106950, 2676372005]
+    assert shingle_hashes(["storm", "hits"], 4).tolist() == [1225903655]
+    assert shingle_hashes([], 4).tolist() == []
+
+
+def test_an_articles_minhash_is_datasketchs():
+    import numpy as np
+    from datasketch import MinHash
+
+    engine = Clusterer()
+    body = " ".join(f"word{i}" for i in range(40))
+    feats = engine.features("Storm", body, T0)
+    reference = MinHash(num_perm=engine.settings.num_perm, seed=engine.settings.seed, hashfunc=lambda v: v,
+                        scheme="affine32")
+    reference.update_batch(shingle_hashes(words(body), engine.settings.shingle_size))
+    assert np.array_equal(feats.minhash.hashvalues, reference.hashvalues)
+    assert feats.minhash.hashvalues.dtype == reference.hashvalues.dtype
