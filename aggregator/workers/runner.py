@@ -8,7 +8,6 @@ others stand by and take over when the holder's lock goes. One ``run`` alone the
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import threading
@@ -106,9 +105,6 @@ class Runner:
             loop.add_signal_handler(sig, self.stop)
         await asyncio.to_thread(self._prepare_database)
         app = make_app(self.engine.url, role="worker")
-        # What the process keeps for its whole life (modules, classes, config) is loaded: the cyclic garbage
-        # collector leaves it alone from now on. Each full collection walked all of it, ~7% of a worker's CPU.
-        gc.freeze()
         async with app.open_async(), Fetcher(self.config.settings) as fetcher:
             poller = QueuePoller(self.engine, self.config, fetcher, app, self.name)
             runtime = WorkerRuntime(app, self.engine, self.config, poller, self.name)

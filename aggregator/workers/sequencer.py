@@ -9,7 +9,6 @@ seconds and, once it holds it, rebuilds its engine from the database.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -30,10 +29,6 @@ log = logging.getLogger("aggregator.sequencer")
 
 STANDBY_RETRY = 5.0  # seconds between a standby's asks for the lock
 IDLE_WAIT = 0.5  # seconds between looks at an empty staging table
-# Seconds before the next look after a batch that emptied the staging table: the rows staged meanwhile (a job's
-# pages arrive together, a few jobs a second) are stored together, one transaction (its commit, the stories'
-# rows, the lookups) for several jobs instead of one each. A full batch is followed at once.
-GATHER_WAIT = 0.25
 MAINTENANCE_EVERY = 3600.0
 _PENDING = PendingArticle.__table__
 _INCOMING_FIELDS = [name for name in Incoming.__dataclass_fields__]
@@ -87,8 +82,6 @@ class Sequencer:
                     log.exception("maintenance failed")
                 if not taken:
                     stop.wait(IDLE_WAIT)
-                elif taken < WRITE_BATCH and not self._isolating:
-                    stop.wait(GATHER_WAIT)
         finally:
             self.leadership.dispose()
 
@@ -109,7 +102,6 @@ class Sequencer:
             self._step_down()
             return False
         self.ingestor = ingestor
-        gc.freeze()  # the open articles stay as long as the engine: no full collection walks them (runner.py)
         log.info("sequencer engine loaded with %d open articles in %.1fs", ingestor.loaded, time.monotonic() - started)
         return True
 
