@@ -148,6 +148,32 @@ def _is_postgres(pid: int) -> bool:
         return False
 
 
+def _process_times(pid: int) -> tuple[float, float]:
+    """(CPU seconds of ``pid`` itself, of its exited and waited-for children), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks, (int(fields[13]) + int(fields[14])) / ticks
+
+
+def children_of_cpu(pids: list[int]) -> float:
+    """CPU seconds so far of the children of ``pids`` (the extraction processes of the run and the workers),
+    the exited ones included; 0 where /proc cannot tell."""
+    wanted, total = set(pids), 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent in wanted:
+                total += _process_times(int(stat.parent.name))[0]
+        except (OSError, IndexError, ValueError):
+            continue
+    for pid in pids:
+        try:
+            total += _process_times(pid)[1]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def wal_position(engine) -> str:
     with engine.connect() as connection:
         return connection.execute(text("SELECT pg_current_wal_lsn()::text")).scalar()
@@ -225,6 +251,7 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
                 "count(DISTINCT story_id) FROM article")).one()
         wal = wal_bytes_since(engine, wal_before)
         seen = cluster_status(engine)  # what `aggregator status` shows of the running cluster
+        extraction = children_of_cpu([p.pid for p in processes])
         stop(processes, log)
         cpu, pg_after = children_cpu() - cpu_before, postgres_cpu()
         engine.dispose()
@@ -233,6 +260,7 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
         "workers": workers, "articles": articles, "copies": copies, "page_texts": pages_text, "stories": stories,
         "seconds": round(busy, 3), "articles_per_s": round(articles / busy, 2),
         "seconds_from_launch": round(done - launched, 3), "cpu": round(cpu, 2),
+        "extraction_cpu": round(extraction, 2),
         "wal_kib_per_article": round(wal / 1024 / max(1, articles), 1),
         "processes": len({p.name for p in seen.processes}), "connections": sum(p.connections for p in seen.processes),
         "sequencer": seen.sequencer.holder.name if seen.sequencer.holder else None,
@@ -288,6 +316,10 @@ def scaling(args: argparse.Namespace, folder: Path) -> dict:
         run["startup_cpu"] = round(startup_cpu(args.admin_url, folder, run["workers"]), 2)
         run["cpu_per_article_after_startup_ms"] = round(
             1000 * max(0.0, run["cpu"] - run["startup_cpu"]) / max(1, run["articles"]), 2)
+        # what the run and workers spent outside extraction, their start-up left out
+        run["outside_extraction_ms"] = round(
+            1000 * max(0.0, run["cpu"] - run["extraction_cpu"] - run["startup_cpu"]) / max(1, run["articles"]), 2)
+        run["extraction_per_page_ms"] = round(1000 * run["extraction_cpu"] / max(1, run["page_texts"]), 2)
     most = max(args.workers)
     return {"pages": len(site_pages), "kind": kind, "feeds": len(by_feed), "runs": runs,
             "floor_pages_per_s": floors[1]["pages_per_s"], "floor_cpu_per_page_ms": floors[1]["cpu_per_page_ms"],
@@ -439,7 +471,9 @@ def report(figures: dict) -> None:
                   f"({run['seconds']:.1f} s busy, {run['seconds_from_launch']:.1f} s from launch; "
                   f"{run['cpu']:.1f} s CPU = {run['cpu_per_article_ms']:.1f} ms an article, "
                   f"{run['cpu_per_article_after_startup_ms']:.1f} ms less the processes' start-up "
-                  f"({run['startup_cpu']:.1f} s){pg}; "
+                  f"({run['startup_cpu']:.1f} s): extraction {run['extraction_per_page_ms']:.1f} ms a page read (its "
+                  f"processes' start included), "
+                  f"the rest {run['outside_extraction_ms']:.1f} ms an article{pg}; "
                   f"{run['wal_kib_per_article']:.0f} KiB WAL an article; {run['processes']} processes on "
                   f"{run['connections']} connections; "
                   f"{run['articles']} stored, {run['copies']} copies, {run['stories']} stories)")
