@@ -516,6 +516,9 @@ def main() -> None:
     parser.add_argument("--skip-sequencer", action="store_true")
     parser.add_argument("--skip-queue", action="store_true")
     args = parser.parse_args()
+    if not args.synthetic and args.pages_dir != DEFAULT_PAGES and not args.pages_dir.is_dir():
+        # a relative --pages-dir read from another folder would otherwise measure synthetic pages unannounced
+        raise SystemExit(f"bench_scale: no folder {args.pages_dir.resolve()} (--synthetic for made-up pages)")
     try:
         import procrastinate  # noqa: F401
         import psycopg  # noqa: F401
