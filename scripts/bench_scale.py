@@ -13,6 +13,8 @@ Each part runs on a scratch database of its own (created on --admin-url's server
   N-1 `aggregator worker`s, for each N of --workers. One worker is one core: each process is pinned to a core of
   its own (with one extraction process), so N workers use N cores while PostgreSQL and the site share the
   machine. Articles/s from the first article staged to the last one stored, and the speed-up over 1 worker.
+  CPU an article, with and without the processes' start-up (the same processes started and stopped with no
+  feed, apart: a long-lived cluster pays it once).
   Beside it, in the same run, the floor: trafilatura alone on the same pages in one process.
 - sequencer: --sequencer-articles real articles (the labelled sets of --bench-dir, full texts and headlines;
   synthetic ones without them) staged as workers stage them, then one `aggregator run` with no feeds, whose
@@ -140,6 +142,32 @@ def _is_postgres(pid: int) -> bool:
         return False
 
 
+def _process_times(pid: int) -> tuple[float, float]:
+    """(CPU seconds of ``pid`` itself, of its exited and waited-for children), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks, (int(fields[13]) + int(fields[14])) / ticks
+
+
+def children_of_cpu(pids: list[int]) -> float:
+    """CPU seconds so far of the children of ``pids`` (the extraction processes of the run and the workers),
+    the exited ones included; 0 where /proc cannot tell."""
+    wanted, total = set(pids), 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent in wanted:
+                total += _process_times(int(stat.parent.name))[0]
+        except (OSError, IndexError, ValueError):
+            continue
+    for pid in pids:
+        try:
+            total += _process_times(pid)[1]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def wal_position(engine) -> str:
     with engine.connect() as connection:
         return connection.execute(text("SELECT pg_current_wal_lsn()::text")).scalar()
@@ -199,8 +227,12 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
                                    cores[number] if len(cores) >= workers else None, log))
 
         def stored() -> bool:
+            # Asked 20 times a second: count(*) would scan the articles each time, PostgreSQL CPU that the
+            # figure below would charge to the cluster. The highest id (one step down the primary key) is at
+            # least the count, so the articles are counted only once it says that they may all be there.
             try:
-                return count(engine, "SELECT count(*) FROM article") >= pages
+                return (count(engine, "SELECT max(id) FROM article") >= pages
+                        and count(engine, "SELECT count(*) FROM article") >= pages)
             except Exception:  # noqa: BLE001 - the tables appear once the run has started
                 return False
 
@@ -213,6 +245,7 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
                 "count(DISTINCT story_id) FROM article")).one()
         wal = wal_bytes_since(engine, wal_before)
         seen = cluster_status(engine)  # what `aggregator status` shows of the running cluster
+        extraction = children_of_cpu([p.pid for p in processes])
         stop(processes, log)
         cpu, pg_after = bench_ingest.children_cpu() - cpu_before, postgres_cpu()
         engine.dispose()
@@ -221,11 +254,36 @@ def scaling_run(admin_url: str, config: Path, workers: int, pages: int, folder: 
         "workers": workers, "articles": articles, "copies": copies, "page_texts": pages_text, "stories": stories,
         "seconds": round(busy, 3), "articles_per_s": round(articles / busy, 2),
         "seconds_from_launch": round(done - launched, 3), "cpu": round(cpu, 2),
+        "extraction_cpu": round(extraction, 2),
         "wal_kib_per_article": round(wal / 1024 / max(1, articles), 1),
         "processes": len({p.name for p in seen.processes}), "connections": sum(p.connections for p in seen.processes),
         "sequencer": seen.sequencer.holder.name if seen.sequencer.holder else None,
         "postgres_cpu": round(pg_after - pg_before, 2) if pg_before is not None and pg_after is not None else None,
     }
+
+
+def startup_cpu(admin_url: str, folder: Path, workers: int) -> float:
+    """CPU seconds that one run and ``workers - 1`` workers spend starting (imports, set-up, joining the queue)
+    and stopping, with no feed: what a long-lived cluster pays once, not an article at a time. (An extraction
+    process starts at the first page, so its import of trafilatura stays in the articles' figure.)"""
+    config = write_config(folder, [])
+    log = folder / f"startup-{workers}.log"
+    with scratch_database(admin_url, f"start{workers}") as url:
+        engine = create_engine(sqlalchemy_url(url))
+        before = children_cpu()
+        processes = [start(["--config", str(config), "--database", url, "--log-level", "WARNING",
+                            "run" if number == 0 else "worker"], None, log) for number in range(workers)]
+
+        def joined() -> bool:
+            try:
+                return count(engine, "SELECT count(*) FROM procrastinate_workers") >= workers
+            except Exception:  # noqa: BLE001 - the queue's tables appear once the run has started
+                return False
+
+        wait_for(joined, f"{workers} processes in the queue", processes, log)
+        stop(processes, log)
+        engine.dispose()
+    return children_cpu() - before
 
 
 def scaling(args: argparse.Namespace, folder: Path) -> dict:
@@ -249,6 +307,13 @@ def scaling(args: argparse.Namespace, folder: Path) -> dict:
     for run in runs:
         run["speedup"] = round(run["articles_per_s"] / one["articles_per_s"], 3)
         run["cpu_per_article_ms"] = round(1000 * run["cpu"] / max(1, run["articles"]), 2)
+        run["startup_cpu"] = round(startup_cpu(args.admin_url, folder, run["workers"]), 2)
+        run["cpu_per_article_after_startup_ms"] = round(
+            1000 * max(0.0, run["cpu"] - run["startup_cpu"]) / max(1, run["articles"]), 2)
+        # what the run and workers spent outside extraction, their start-up left out
+        run["outside_extraction_ms"] = round(
+            1000 * max(0.0, run["cpu"] - run["extraction_cpu"] - run["startup_cpu"]) / max(1, run["articles"]), 2)
+        run["extraction_per_page_ms"] = round(1000 * run["extraction_cpu"] / max(1, run["page_texts"]), 2)
     most = max(args.workers)
     return {"pages": len(site_pages), "kind": kind, "feeds": len(by_feed), "runs": runs,
             "floor_pages_per_s": floors[1]["pages_per_s"], "floor_cpu_per_page_ms": floors[1]["cpu_per_page_ms"],
@@ -315,11 +380,11 @@ def sequencer(args: argparse.Namespace, folder: Path) -> dict:
         pg_before, cpu_before, wal_before = postgres_cpu(), bench_ingest.children_cpu(), wal_position(engine)
         launched = time.monotonic()
         processes = [start(["--config", str(config), "--database", url, "--log-level", "WARNING", "run"], None, log)]
-        began = wait_for(lambda: count(engine, "SELECT count(*) FROM article") > 0, "the first article", processes,
-                         log, every=0.02)
+        began = wait_for(lambda: count(engine, "SELECT count(*) FROM (SELECT 1 FROM article LIMIT 1) AS one") > 0,
+                         "the first article", processes, log, every=0.02)
         first = count(engine, "SELECT count(*) FROM article")
-        ended = wait_for(lambda: count(engine, "SELECT count(*) FROM pending_article") == 0, "an empty staging table",
-                         processes, log, every=0.05)
+        ended = wait_for(lambda: count(engine, "SELECT count(*) FROM (SELECT 1 FROM pending_article LIMIT 1) AS one")
+                         == 0, "an empty staging table", processes, log, every=0.05)
         wal = wal_bytes_since(engine, wal_before)
         stop(processes, log)
         cpu, pg_after = bench_ingest.children_cpu() - cpu_before, postgres_cpu()
@@ -398,7 +463,11 @@ def report(figures: dict) -> None:
             pg = f", PostgreSQL {run['postgres_cpu']:.1f} s" if run["postgres_cpu"] is not None else ""
             print(f"  {run['workers']} worker(s)  {run['articles_per_s']:7.1f} articles/s  {run['speedup']:5.2f}x  "
                   f"({run['seconds']:.1f} s busy, {run['seconds_from_launch']:.1f} s from launch; "
-                  f"{run['cpu']:.1f} s CPU = {run['cpu_per_article_ms']:.1f} ms an article{pg}; "
+                  f"{run['cpu']:.1f} s CPU = {run['cpu_per_article_ms']:.1f} ms an article, "
+                  f"{run['cpu_per_article_after_startup_ms']:.1f} ms less the processes' start-up "
+                  f"({run['startup_cpu']:.1f} s): extraction {run['extraction_per_page_ms']:.1f} ms a page read (its "
+                  f"processes' start included), "
+                  f"the rest {run['outside_extraction_ms']:.1f} ms an article{pg}; "
                   f"{run['wal_kib_per_article']:.0f} KiB WAL an article; {run['processes']} processes on "
                   f"{run['connections']} connections; "
                   f"{run['articles']} stored, {run['copies']} copies, {run['stories']} stories)")
@@ -441,6 +510,9 @@ def main() -> None:
     parser.add_argument("--skip-sequencer", action="store_true")
     parser.add_argument("--skip-queue", action="store_true")
     args = parser.parse_args()
+    if not args.synthetic and args.pages_dir != DEFAULT_PAGES and not args.pages_dir.is_dir():
+        # a relative --pages-dir read from another folder would otherwise measure synthetic pages unannounced
+        raise SystemExit(f"bench_scale: no folder {args.pages_dir.resolve()} (--synthetic for made-up pages)")
     try:
         import procrastinate  # noqa: F401
         import psycopg  # noqa: F401
