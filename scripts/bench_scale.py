@@ -270,7 +270,7 @@ def startup_cpu(admin_url: str, folder: Path, workers: int) -> float:
     log = folder / f"startup-{workers}.log"
     with scratch_database(admin_url, f"start{workers}") as url:
         engine = create_engine(sqlalchemy_url(url))
-        before = children_cpu()
+        before = bench_ingest.children_cpu()
         processes = [start(["--config", str(config), "--database", url, "--log-level", "WARNING",
                             "run" if number == 0 else "worker"], None, log) for number in range(workers)]
 
@@ -283,7 +283,7 @@ def startup_cpu(admin_url: str, folder: Path, workers: int) -> float:
         wait_for(joined, f"{workers} processes in the queue", processes, log)
         stop(processes, log)
         engine.dispose()
-    return children_cpu() - before
+    return bench_ingest.children_cpu() - before
 
 
 def scaling(args: argparse.Namespace, folder: Path) -> dict:
