@@ -122,10 +122,26 @@ def test_the_sequencer_and_scheduler_holders_and_their_standby(engine, connect):
     assert roles == {("sequencer", "host-a:101"), ("run", "host-a:101"), ("run", "host-b:202"),
                      ("scheduler", "host-b:202"), ("worker", "host-c:303")}
 
-    leader.close()  # the holder dies: its lock goes with its connection
+    pid = leader.info.backend_pid
+    leader.close()  # the holder dies: its lock goes with its connection, once the server has ended its session
+    _wait_until_gone(engine, pid)
     status = cluster_status(engine)
     assert status.sequencer.holder is None
     assert status.sequencer.standbys == ["host-a:101", "host-b:202"]
+
+
+def _wait_until_gone(engine, pid: int, timeout: float = 10.0) -> None:
+    """A closed connection's backend ends a moment after the client hangs up; its locks go with it."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            alive = connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid})
+            if alive.scalar() == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"backend {pid} still running {timeout:g} s after its connection closed")
 
 
 def test_the_lag_is_the_staged_rows_and_the_age_of_the_oldest(engine):
