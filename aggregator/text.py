@@ -203,9 +203,19 @@ def _strip_trailing(text: str, source: str, tags: Container[str], names: bool) -
     rest, segment = found
     if _FORMAT.fullmatch(segment):
         return rest, True
-    if names and (_names_source(segment, source) or _looks_like_name(segment) or (tags and _letters(segment) in tags)):
+    # In a headline written in title case every segment looks like a name ("Fed Holds Rates - Yellen Says Economy
+    # Strong"), so there only the source's name and the tags the stream showed count.
+    name_like = _looks_like_name(segment) and not _title_case(rest)
+    if names and (_names_source(segment, source) or name_like or (tags and _letters(segment) in tags)):
         return rest, False
     return text, False
+
+
+def _title_case(text: str) -> bool:
+    """Whether ``text`` capitalises its words (at least three in four of those of four letters or more after the
+    first), as many outlets write headlines."""
+    long_words = [word for word in text.split()[1:] if len(word) >= 4 and word[0].isalpha()]
+    return len(long_words) >= 2 and sum(word[0].isupper() for word in long_words) * 4 >= 3 * len(long_words)
 
 
 def _last_segment(text: str) -> tuple[str, str] | None:

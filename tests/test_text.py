@@ -94,6 +94,11 @@ def test_the_headline_itself_is_never_taken_for_a_tag():
                   "Live-streaming is big now in town",
                   "Something happened today - report"]:
         assert headline(title) == title
+    # in a title-case headline every segment looks like a name: only the source and the learned tags go there
+    for title in ["Fed Holds Rates - Yellen Says Economy Strong", "Malaysia Airlines MH370 - Search Resumes",
+                  "Obama Signs Budget Bill - The White House"]:
+        assert headline(title) == title
+    assert headline("Obama Signs Budget Bill - The White House", "The White House") == "Obama Signs Budget Bill"
     # a name-like segment before a format tag is the headline's own
     assert headline("Echoes of the Past : The Hotel Syracuse (photos)") == "Echoes of the Past : The Hotel Syracuse"
 
