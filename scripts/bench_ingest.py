@@ -39,6 +39,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PAGES = ROOT.parent / "shared" / "corpus" / "pages"
 sys.path.insert(0, str(ROOT))
 
 from aggregator.localsite import LocalSite  # noqa: E402
@@ -237,11 +238,14 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--feeds", type=int, default=20)
     parser.add_argument("--wire", type=float, default=0.3, help="share of pages that are wire copies")
-    parser.add_argument("--pages-dir", type=Path, default=ROOT.parent / "shared" / "corpus" / "pages")
+    parser.add_argument("--pages-dir", type=Path, default=DEFAULT_PAGES)
     parser.add_argument("--synthetic", action="store_true", help="synthetic pages even when --pages-dir exists")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes of the floor and extraction workers of the aggregator (default: cores)")
     args = parser.parse_args()
+    if not args.synthetic and args.pages_dir != DEFAULT_PAGES and not args.pages_dir.is_dir():
+        # a relative --pages-dir read from another folder would otherwise measure synthetic pages unannounced
+        raise SystemExit(f"bench_ingest: no folder {args.pages_dir.resolve()} (--synthetic for made-up pages)")
 
     bases, kind = base_pages(args.pages_dir, args.synthetic)
     site_pages = build_site(bases, args.pages, args.feeds, args.wire)
