@@ -426,12 +426,9 @@ class Clusterer(SameArticle, Explanations):
             if not self._in_window(story, when):
                 continue
             vector = story.vector
-            shared = weights.keys() & vector.keys()
-            dot = covered = 0.0
-            for term in shared:
-                weight = weights[term]
-                dot += weight * vector[term]
-                covered += weight
+            shared = weights.keys() & vector.keys()  # in an order that changes with the hash seed: exact sums
+            dot = math.fsum([weights[term] * vector[term] for term in shared])
+            covered = math.fsum([weights[term] for term in shared])
             cosine = dot / (norm * story.norm)
             if decay is not None:
                 cosine *= decay(story.first, story.last)
@@ -478,7 +475,7 @@ class Clusterer(SameArticle, Explanations):
         def joined(term: str) -> float:
             return vector.get(term, 0.0) + weights.get(term, 0.0)
 
-        top = heapq.nlargest(s.merge_terms, set(story.top) | set(weights), key=joined)
+        top = heapq.nlargest(s.merge_terms, dict.fromkeys([*story.top, *weights]), key=joined)  # ties: in order
         found: Counter = Counter()
         for term in top:
             for other in self._recent_stories(term, s.merge_posting):
@@ -677,7 +674,8 @@ class Clusterer(SameArticle, Explanations):
             posting[story_id] = vector  # most recently updated last
         story.norm = math.sqrt(max(squares, 0.0)) or 1.0
         # weights only grow, so the new heaviest terms are among the old heaviest and the ones just added
-        story.top = heapq.nlargest(self.settings.merge_terms, set(story.top) | set(weights), key=vector.__getitem__)
+        story.top = heapq.nlargest(self.settings.merge_terms, dict.fromkeys([*story.top, *weights]),
+                                   key=vector.__getitem__)  # a set's order would break ties by the hash seed
         story.first, story.last = min(story.first, when), max(story.last, when)
         story.last_seq = self.seq
 

@@ -7,6 +7,7 @@ What differs is the place, the people, the dates and the numbers. This module sp
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -118,12 +119,10 @@ class EventRule:
 
     def share(self, names: Iterable[str], words: Mapping | Collection[str], other_names: Collection[str] = ()) -> float:
         """The share of ``names``' IDF weight found among ``words`` or ``other_names`` (1.0 when there are none)."""
-        total = shared = 0.0
-        for name in names:
-            weight = self.idf(name)
-            total += weight
-            if name in words or name in other_names:
-                shared += weight
+        weights = [(self.idf(name), name in words or name in other_names) for name in names]
+        # names is often a set, in an order that changes with the hash seed: exact sums give one answer
+        total = math.fsum([weight for weight, _ in weights])
+        shared = math.fsum([weight for weight, found in weights if found])
         return shared / total if total else 1.0
 
     def other_event(self, names: Collection[str], story_names: Collection[str], story_words: Mapping) -> bool:

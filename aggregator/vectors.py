@@ -10,8 +10,10 @@ def vector_dot(a: dict[str, float], b: dict[str, float]) -> float:
     if len(a) > len(b):
         a, b = b, a
     # two centroids share a small part of their terms: intersecting the keys (in C) first is several times
-    # cheaper than looking every term of the smaller one up in the other
-    return sum(a[t] * b[t] for t in a.keys() & b.keys())
+    # cheaper than looking every term of the smaller one up in the other. The intersection's order follows the
+    # string hashes, which change from process to process: fsum's exact sum makes the result the same whatever
+    # the order, so a decision near a threshold never depends on PYTHONHASHSEED.
+    return math.fsum([a[t] * b[t] for t in a.keys() & b.keys()])
 
 
 def vector_norm(vector: dict[str, float]) -> float:
