@@ -426,13 +426,20 @@ class Clusterer(SameArticle, Explanations):
             if not self._in_window(story, when):
                 continue
             vector = story.vector
-            shared = weights.keys() & vector.keys()  # in an order that changes with the hash seed: exact sums
-            dot = math.fsum([weights[term] * vector[term] for term in shared])
-            covered = math.fsum([weights[term] for term in shared])
+            # the article's terms in their own order (a set's would change with the hash seed, and a sum with it)
+            dot = covered = 0.0
+            shared = 0
+            lookup = vector.get
+            for term, weight in weights.items():
+                value = lookup(term)
+                if value is not None:
+                    dot += weight * value
+                    covered += weight
+                    shared += 1
             cosine = dot / (norm * story.norm)
             if decay is not None:
                 cosine *= decay(story.first, story.last)
-            scored.append((cosine, len(shared), story_id, covered / total))
+            scored.append((cosine, shared, story_id, covered / total))
         scored.sort(reverse=True)
         return scored
 
