@@ -142,6 +142,13 @@ def synthetic_pages(count: int, seed: int = 1) -> list[str]:
     return pages
 
 
+def require_pages_dir(args: argparse.Namespace, script: str) -> None:
+    """Stop when a --pages-dir was given and is no folder: a relative one read from another folder would
+    otherwise measure synthetic pages unannounced (the default may be missing: synthetic pages, said so)."""
+    if not args.synthetic and args.pages_dir != DEFAULT_PAGES and not args.pages_dir.is_dir():
+        raise SystemExit(f"{script}: no folder {args.pages_dir.resolve()} (--synthetic for made-up pages)")
+
+
 def base_pages(pages_dir: Path, synthetic: bool) -> tuple[list[str], str]:
     files = sorted(pages_dir.glob("*.html")) if pages_dir.is_dir() and not synthetic else []
     if files:
@@ -243,9 +250,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes of the floor and extraction workers of the aggregator (default: cores)")
     args = parser.parse_args()
-    if not args.synthetic and args.pages_dir != DEFAULT_PAGES and not args.pages_dir.is_dir():
-        # a relative --pages-dir read from another folder would otherwise measure synthetic pages unannounced
-        raise SystemExit(f"bench_ingest: no folder {args.pages_dir.resolve()} (--synthetic for made-up pages)")
+    require_pages_dir(args, "bench_ingest")
 
     bases, kind = base_pages(args.pages_dir, args.synthetic)
     site_pages = build_site(bases, args.pages, args.feeds, args.wire)

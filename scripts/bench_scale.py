@@ -54,7 +54,6 @@ from aggregator.workers.status import cluster_status  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BENCH = ROOT.parent / "shared" / "bench"
-DEFAULT_PAGES = ROOT.parent / "shared" / "corpus" / "pages"
 SETTLE_TIMEOUT = 900.0  # seconds a part may take before it is reported as stuck
 
 
@@ -499,7 +498,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=600)
     parser.add_argument("--feeds", type=int, default=20)
     parser.add_argument("--wire", type=float, default=0.3, help="share of pages that are wire copies")
-    parser.add_argument("--pages-dir", type=Path, default=DEFAULT_PAGES)
+    parser.add_argument("--pages-dir", type=Path, default=bench_ingest.DEFAULT_PAGES)
     parser.add_argument("--synthetic", action="store_true", help="synthetic pages even when --pages-dir exists")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--sequencer-articles", type=int, default=3000)
@@ -510,9 +509,7 @@ def main() -> None:
     parser.add_argument("--skip-sequencer", action="store_true")
     parser.add_argument("--skip-queue", action="store_true")
     args = parser.parse_args()
-    if not args.synthetic and args.pages_dir != DEFAULT_PAGES and not args.pages_dir.is_dir():
-        # a relative --pages-dir read from another folder would otherwise measure synthetic pages unannounced
-        raise SystemExit(f"bench_scale: no folder {args.pages_dir.resolve()} (--synthetic for made-up pages)")
+    bench_ingest.require_pages_dir(args, "bench_scale")
     try:
         import procrastinate  # noqa: F401
         import psycopg  # noqa: F401
