@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import aggregator
-from aggregator.cli import _shorten, main
+from aggregator.cli import main
+from aggregator.cli.output import shorten
 from aggregator.cluster import Signal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,9 +153,9 @@ def test_explain_says_it_takes_article_ids(polled, capsys):
 
 
 def test_shorten_cuts_at_a_word_boundary():
-    assert _shorten("Meridian Broadcasting Network of the North", 28) == "Meridian Broadcasting…"
-    assert _shorten("short name", 28) == "short name"
-    assert _shorten("Supercalifragilisticexpialidocious News", 10) == "Supercali…"
+    assert shorten("Meridian Broadcasting Network of the North", 28) == "Meridian Broadcasting…"
+    assert shorten("short name", 28) == "short name"
+    assert shorten("Supercalifragilisticexpialidocious News", 10) == "Supercali…"
 
 
 def test_feeds_shows_until_when_a_feed_rests_and_keeps_words_whole(polled, capsys):
