@@ -14,6 +14,7 @@ import atexit
 import itertools
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -466,13 +467,17 @@ def extract_from_html(html: str, url: str | None = None, *, timeout: float | Non
 
 def choose_text(page_text: str, feed_text: str, title: str) -> Extracted:
     """The page's text when it is substantial, else the feed's own text, else the title."""
-    page_words = len(page_text.split())
     feed_words = len(feed_text.split())
-    if page_words >= MIN_PAGE_WORDS and page_words >= 0.5 * feed_words:
+    if _has_words(page_text, max(MIN_PAGE_WORDS, math.ceil(0.5 * feed_words))):
         return Extracted(page_text, "page")
     if feed_text.strip():
         return Extracted(feed_text.strip(), "feed")
     return Extracted(title.strip(), "title")
+
+
+def _has_words(text: str, count: int) -> bool:
+    """Whether ``text`` holds at least ``count`` words, splitting no further than that (a page's text is long)."""
+    return len(text.split(None, count)) >= count
 
 
 def lead_sentence(text: str, limit: int = 300) -> str:

@@ -75,6 +75,8 @@ class Ingestor:
         self._stories: dict[int, _StoryState] = {}  # the story rows this process wrote, as it left them
         self._prune_at = MAX_KEPT_STORIES
         self.cluster_seconds = 0.0  # time spent in the engine itself, for replay's speed figure
+        self._insert_article = RowInsert(_ARTICLE, _ARTICLE_KEYS, engine.dialect)
+        self._insert_story = RowInsert(_STORY, _STORY_KEYS, engine.dialect)
 
     # ---- start-up ---------------------------------------------------------------------------------------
 
@@ -270,7 +272,7 @@ class Ingestor:
         story_id = self._merge(session, story_id, decision.merge_story_ids)
         story = self._story(connection, story_id)
         weights = self.clusterer.weights(feats)  # what the article adds to its story; stored for restarts
-        article_id = connection.execute(_ARTICLE.insert(), {
+        article_id = self._insert_article(connection, {
             "feed_id": item.feed_id,
             "source_key": item.source_key,
             "external_id": item.external_id,
@@ -297,7 +299,7 @@ class Ingestor:
             "duplicate_of": decision.duplicate_of,
             "duplicate_signal": decision.duplicate_signal,
             "duplicate_score": decision.duplicate_score,
-        }).inserted_primary_key[0]
+        })
         self._account(story, article_id, item, when)
         self.last_article_id = max(self.last_article_id, article_id)
         if item.canonical_url:
@@ -330,10 +332,10 @@ class Ingestor:
     # ---- stories: counts kept in memory, written once a batch --------------------------------------------
 
     def _new_story(self, connection, title: str, when: datetime) -> int:
-        story_id = connection.execute(_STORY.insert(), {
+        story_id = self._insert_story(connection, {
             "title": title, "representative_id": None, "first_seen": when, "last_updated": when,
             "article_count": 0, "source_count": 0, "closed": False, "merged_into": None,
-        }).inserted_primary_key[0]
+        })
         self._stories[story_id] = _StoryState(story_id, title, None, None, when, when, 0, 0, set())
         return story_id
 
@@ -411,6 +413,34 @@ class Ingestor:
 
 _ARTICLE = Article.__table__
 _STORY = Story.__table__
+# the columns an ingest writes (every one but the id, which the database gives)
+_ARTICLE_KEYS = [column.key for column in _ARTICLE.columns if column.key != "id"]
+_STORY_KEYS = [column.key for column in _STORY.columns if column.key != "id"]
+
+
+class RowInsert:
+    """``INSERT INTO table (keys) VALUES (...)`` of one row, returning its new id: the SQL compiled once and
+    handed to the driver with the values SQLAlchemy would bind (its type processors), which a Core insert
+    would compile, cache-key and process again for every article. Events still see each statement.
+
+    Drivers with named parameters (PostgreSQL), or that give no row id, take the Core insert."""
+
+    def __init__(self, table, keys: list[str], dialect) -> None:
+        self.table = table
+        compiled = table.insert().compile(dialect=dialect, column_keys=keys)
+        order = compiled.positiontup
+        self.lean = dialect.name == "sqlite" and order is not None and set(order) == set(keys)
+        self.sql = compiled.string
+        self.order = list(order or ())
+        processors = {key: table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys}
+        self.processors = [processors[key] for key in self.order]
+
+    def __call__(self, connection, values: dict) -> int:
+        if not self.lean:
+            return connection.execute(self.table.insert(), values).inserted_primary_key[0]
+        params = tuple(value if process is None else process(value)
+                       for value, process in zip(map(values.__getitem__, self.order), self.processors, strict=True))
+        return connection.exec_driver_sql(self.sql, params).lastrowid
 _STORY_UPDATE = (
     update(_STORY).where(_STORY.c.id == bindparam("sid"))
     .values(title=bindparam("title"), representative_id=bindparam("representative_id"),

@@ -16,6 +16,11 @@ Then, in the same run:
   process's peak resident memory and the SQL statements it sent are reported too.
 - floor: trafilatura alone with the aggregator's options on the same pages, read from files by a pool of
   --workers processes (default: one a core), as a process.
+- bare-library floor of the main process's other stages: the CPU that the bare libraries take for them on the
+  same site. An httpx.AsyncClient fetching the same feeds and pages as many at once as the poll, feedparser on the
+  same feed bytes, sqlite3 inserting the articles the poll stored (one transaction a feed), and a fresh
+  interpreter importing every module the poll's main process imported. The main process's CPU beside it shows
+  what the aggregator adds to its libraries, and the share of the 1.1x allowance the libraries alone take.
 
 Prints pages/s and CPU seconds of both and their ratios, then one JSON line starting with "== ingest:".
 All pages are on one host here, so the per-host limit is raised to the global one (20 outlets are 20 hosts).
@@ -44,6 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 from aggregator.localsite import LocalSite  # noqa: E402
 
+CONCURRENCY = 16  # the poll's max_concurrency and per_host_limit, and the bare fetch's
+
 # Runs `aggregator poll` in this process, then tells the main process's peak memory and statement count.
 POLL = """
 import json, resource, sys
@@ -67,8 +74,9 @@ try:  # this process's own peak: ru_maxrss would count the benchmark's, which it
 except OSError:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 own = resource.getrusage(resource.RUSAGE_SELF)
+modules = [name for name in sys.modules if name != "__main__" and name.split(".")[0] != "aggregator"]
 print("== poll: " + json.dumps({"status": status, "rss_mib": round(peak, 1), "statements": statements[0],
-                               "main_cpu": round(own.ru_utime + own.ru_stime, 3)}))
+                               "main_cpu": round(own.ru_utime + own.ru_stime, 3), "modules": modules}))
 """
 
 # trafilatura alone, with the options aggregator.extract.article_text passes, on every page, one process a core.
@@ -89,6 +97,68 @@ if __name__ == "__main__":
         words = pool.map(extract, files, chunksize=1)
     print("== floor: " + json.dumps({"pages": len(files), "with_text": sum(1 for w in words if w >= 40)}))
 """
+
+# The bare libraries doing the main process's other stages on the same site, each stage's CPU timed on its own:
+# an httpx.AsyncClient fetching the feeds, then their pages, as many at once as the poll does; feedparser on
+# the feed bytes; sqlite3 inserting the articles the poll stored, one transaction a feed.
+BARE = """
+import asyncio, json, sqlite3, sys, time
+import feedparser, httpx
+
+def timed(stage, *args):
+    started = time.process_time()
+    result = stage(*args)
+    return time.process_time() - started, result
+
+def fetch_all(urls, concurrency):
+    async def run():
+        slots = asyncio.Semaphore(concurrency)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+            async def get(url):
+                async with slots:
+                    return (await client.get(url)).content
+            return await asyncio.gather(*(get(url) for url in urls))
+    return asyncio.run(run())
+
+def parse_all(bodies):
+    return [feedparser.parse(body) for body in bodies]
+
+def store_all(path, feeds):
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("CREATE TABLE article (id INTEGER PRIMARY KEY, feed INTEGER, external_id TEXT, url TEXT,"
+                       " title TEXT, text TEXT, UNIQUE (feed, external_id))")
+    for feed, rows in feeds.items():
+        with connection:
+            connection.executemany("INSERT INTO article (feed, external_id, url, title, text) VALUES (?, ?, ?, ?, ?)",
+                                   [(feed, *row) for row in rows])
+    connection.close()
+    return sum(len(rows) for rows in feeds.values())
+
+if __name__ == "__main__":
+    feed_urls, articles, database, concurrency = json.load(open(sys.argv[1]))
+    fetch_feeds_cpu, bodies = timed(fetch_all, feed_urls, concurrency)
+    parse_cpu, parsed = timed(parse_all, bodies)
+    links = [entry.link for feed in parsed for entry in feed.entries]
+    fetch_pages_cpu, pages = timed(fetch_all, links, concurrency)
+    store_cpu, rows = timed(store_all, database, articles)
+    print("== bare: " + json.dumps({"fetch_cpu": round(fetch_feeds_cpu + fetch_pages_cpu, 3),
+                                    "parse_cpu": round(parse_cpu, 3), "store_cpu": round(store_cpu, 3),
+                                    "pages": len(pages), "page_bytes": sum(map(len, pages)), "rows": rows}))
+"""
+
+# Imports every module the poll's main process had imported, in its order, in a fresh interpreter.
+IMPORTS = """
+import importlib, json, sys
+for name in json.load(open(sys.argv[1])):
+    try:
+        importlib.import_module(name)
+    except Exception:  # a module that only imports as part of its package's start-up
+        pass
+"""
+
 
 _TEXT = re.compile(r">([^<]+)<")
 _WORD = re.compile(r"\b([A-Za-z]{4,})\b")
@@ -226,6 +296,32 @@ def stored(database: Path) -> dict:
     return {"articles": sum(sources.values()), "page_texts": sources.get("page", 0), "copies": copies}
 
 
+def stored_articles(database: Path) -> dict[int, list[tuple[str, str, str, str]]]:
+    """The poll's stored articles by feed: (external id, url, title, text), what the bare sqlite3 stage inserts."""
+    import sqlite3
+
+    by_feed: dict[int, list[tuple[str, str, str, str]]] = {}
+    with sqlite3.connect(database) as connection:
+        for feed, *row in connection.execute("SELECT feed_id, external_id, url, title, text FROM article ORDER BY id"):
+            by_feed.setdefault(feed, []).append(tuple(row))
+    return by_feed
+
+
+def bare_floor(tmp: Path, feed_urls: list[str], database: Path, modules: list[str],
+               environment: dict[str, str]) -> dict[str, float]:
+    """CPU seconds of the bare libraries doing the main process's work but extraction, stage by stage: fetch
+    (httpx), parse (feedparser), store (sqlite3), and imports (a fresh interpreter importing the poll's modules)."""
+    work = tmp / "bare.json"
+    work.write_text(json.dumps([feed_urls, stored_articles(database), str(tmp / "bare.db"), CONCURRENCY]))
+    bare = figures(timed([sys.executable, "-c", BARE, str(work)], environment)[2], "bare")
+    names = tmp / "modules.json"
+    names.write_text(json.dumps(modules))
+    imports_cpu = timed([sys.executable, "-c", IMPORTS, str(names)], environment)[1]
+    stages = {"fetch": bare["fetch_cpu"], "parse": bare["parse_cpu"], "store": bare["store_cpu"],
+              "imports": round(imports_cpu, 3)}
+    return {**stages, "total": round(sum(stages.values()), 3), "pages": bare["pages"], "rows": bare["rows"]}
+
+
 def publish(site: LocalSite, site_pages: list[tuple[int, str, str]], pages_dir: Path) -> dict[int, list]:
     """Serve the pages and their feeds from ``site`` and write the pages into ``pages_dir`` (the floor reads them
     there); returns each feed's entries, (page number, title)."""
@@ -261,7 +357,8 @@ def main() -> None:
         by_feed = publish(site, site_pages, pages_dir)
         config = Path(tmp) / "feeds.yaml"
         config.write_text(
-            "settings:\n  allowed_networks: [127.0.0.1/32]\n  max_concurrency: 16\n  per_host_limit: 16\n"
+            f"settings:\n  allowed_networks: [127.0.0.1/32]\n  max_concurrency: {CONCURRENCY}\n"
+            f"  per_host_limit: {CONCURRENCY}\n"
             "feeds:\n" + "".join(f"  - name: Outlet {feed}\n    url: {site.url(f'/feed{feed}.xml')}\n"
                                  "    full_text: true\n" for feed in sorted(by_feed))
         )
@@ -274,6 +371,8 @@ def main() -> None:
         floor_wall, floor_cpu, out = timed([sys.executable, "-c", FLOOR, str(pages_dir), str(args.workers)],
                                            environment)
         floor_figures = figures(out, "floor")
+        feed_urls = [site.url(f"/feed{feed}.xml") for feed in sorted(by_feed)]
+        bare = bare_floor(Path(tmp), feed_urls, database, poll_figures["modules"], environment)
 
     pages = len(site_pages)
     print(f"{pages} pages ({kind}, renamed copies, {args.wire:.0%} wire copies) in {len(by_feed)} feeds, "
@@ -284,6 +383,14 @@ def main() -> None:
     print(f"  floor            {pages / floor_wall:7.1f} pages/s  {floor_wall:6.2f} s wall  {floor_cpu:6.2f} s CPU  "
           f"(trafilatura alone)")
     print(f"  ratio            {agg_wall / floor_wall:6.2f}x wall  {agg_cpu / floor_cpu:5.2f}x CPU")
+    main_cpu = poll_figures["main_cpu"]
+    allowance = 0.1 * floor_cpu  # what a poll at 1.1x the floor may spend beyond trafilatura
+    print(f"  bare libraries   {bare['total']:6.2f} s CPU for the main process's stages: fetch (httpx) "
+          f"{bare['fetch']:.2f} s, parse (feedparser) {bare['parse']:.2f} s, store (sqlite3) {bare['store']:.2f} s, "
+          f"imports {bare['imports']:.2f} s")
+    print(f"  main process     {main_cpu:6.2f} s CPU, {main_cpu / bare['total']:.2f}x its bare-library floor; "
+          f"the bare libraries alone take {bare['total'] / allowance:.0%} of the {allowance:.2f} s that 1.1x "
+          f"the floor allows beyond it")
     print(f"  stored {result['articles']} articles, {result['page_texts']} with the page's text, "
           f"{result['copies']} copies; the floor found text in {floor_figures['with_text']} pages")
     print("== ingest: " + json.dumps({
@@ -291,7 +398,9 @@ def main() -> None:
         "aggregator_wall": round(agg_wall, 3), "aggregator_cpu": round(agg_cpu, 3),
         "floor_wall": round(floor_wall, 3), "floor_cpu": round(floor_cpu, 3),
         "wall_ratio": round(agg_wall / floor_wall, 3), "cpu_ratio": round(agg_cpu / floor_cpu, 3),
-        "main_rss_mib": poll_figures["rss_mib"], "main_cpu": poll_figures["main_cpu"],
+        "main_rss_mib": poll_figures["rss_mib"], "main_cpu": main_cpu,
+        "bare_cpu": bare, "main_to_bare_ratio": round(main_cpu / bare["total"], 3),
+        "bare_share_of_allowance": round(bare["total"] / allowance, 3),
         "statements_per_article": round(poll_figures["statements"] / max(1, result["articles"]), 3),
         **result,
     }))

@@ -39,6 +39,9 @@ def test_the_ingest_benchmark_compares_a_poll_with_trafilatura_alone():
     assert figures["pages"] == 24 and figures["articles"] == 24 and figures["copies"] > 0
     assert figures["aggregator_cpu"] > 0 and figures["floor_cpu"] > 0 and figures["main_rss_mib"] > 0
     assert 0 < figures["statements_per_article"] < 10
+    bare = figures["bare_cpu"]
+    assert all(bare[stage] >= 0 for stage in ("fetch", "parse", "store")) and bare["imports"] > 0
+    assert bare["total"] > 0 and figures["main_to_bare_ratio"] > 0
 
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "shared" / "bench"
