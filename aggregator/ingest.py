@@ -441,6 +441,8 @@ class RowInsert:
         params = tuple(value if process is None else process(value)
                        for value, process in zip(map(values.__getitem__, self.order), self.processors, strict=True))
         return connection.exec_driver_sql(self.sql, params).lastrowid
+
+
 _STORY_UPDATE = (
     update(_STORY).where(_STORY.c.id == bindparam("sid"))
     .values(title=bindparam("title"), representative_id=bindparam("representative_id"),
