@@ -178,16 +178,29 @@ class QueuePoller(Poller):
                 inline.append(incoming_from(feed.name, feed_id, entry))
                 inline[-1].fetched_at = utcnow()
         progress.stored += await asyncio.to_thread(stage, self.engine, inline, self.name)
-        for start in range(0, len(to_extract), PAGES_PER_JOB):
-            batch = to_extract[start : start + PAGES_PER_JOB]
-            deferrer = self.app.configure_task(EXTRACT_ENTRIES, queue=QUEUE, queueing_lock=_lock_of(feed.name, batch))
+        batches = [to_extract[start : start + PAGES_PER_JOB] for start in range(0, len(to_extract), PAGES_PER_JOB)]
+        jobs = [self._job_of(feed.name, feed_id, batch) for batch in batches]
+        if len(jobs) > 1:
+            # The feed's jobs in one statement and one commit (each its own otherwise). One of them still
+            # waiting from an earlier poll fails them all: they are then queued one at a time, below.
             try:
-                await deferrer.defer_async(feed=feed.name, feed_id=feed_id,
-                                           entries=[entry_for_job(entry) for entry in batch])
+                await self.app.job_manager.batch_defer_jobs_async(jobs)
+            except AlreadyEnqueued:
+                pass
+            else:
+                return progress.stored + len(to_extract)
+        for batch, job in zip(batches, jobs, strict=True):
+            try:
+                await self.app.job_manager.defer_job_async(job)
             except AlreadyEnqueued:
                 continue  # an earlier poll's job for these entries has not started yet
             progress.stored += len(batch)
         return progress.stored
+
+    def _job_of(self, feed: str, feed_id: int, entries: list[ParsedEntry]) -> procrastinate.jobs.Job:
+        """The job extracting ``entries``, not queued yet."""
+        deferrer = self.app.configure_task(EXTRACT_ENTRIES, queue=QUEUE, queueing_lock=_lock_of(feed, entries))
+        return deferrer.make_new_job(feed=feed, feed_id=feed_id, entries=[entry_for_job(entry) for entry in entries])
 
 
 def _lock_of(feed: str, entries: list[ParsedEntry]) -> str:
