@@ -283,6 +283,46 @@ def test_a_page_staged_twice_is_stored_once_in_one_story(pg_database):
         engine.dispose()
 
 
+def test_a_feeds_extraction_jobs_are_queued_together_and_a_waiting_one_is_not_queued_twice(pg_database):
+    import asyncio
+
+    from aggregator.config import Config, FeedConfig, Settings
+    from aggregator.parse import ParsedEntry
+    from aggregator.pipeline import _Progress
+    from aggregator.store import open_database
+    from aggregator.workers.queue import ensure_schema, make_app
+    from aggregator.workers.tasks import PAGES_PER_JOB, QueuePoller
+
+    url = pg_database()
+    engine = open_database(url)
+    ensure_schema(engine)
+    feed = FeedConfig(name="Paper", url="http://127.0.0.1/feed.xml", full_text=True)
+    entries = [ParsedEntry(external_id=f"e{n:02d}", title=f"Entry {n}", url=f"http://127.0.0.1/{n}.html",
+                           canonical_url=None, summary="", content="", author=None, published=None)
+               for n in range(3 * PAGES_PER_JOB)]
+
+    async def take(fresh: list[ParsedEntry]) -> int:
+        app = make_app(url)
+        async with app.open_async():
+            poller = QueuePoller(engine, Config(Settings(), [feed]), None, app, "test")
+            return await poller._take(feed, None, fresh, _Progress())
+
+    def queued() -> list[int]:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT args FROM procrastinate_jobs WHERE status = 'todo' ORDER BY id"))
+            return [len(args["entries"]) for (args,) in rows]
+
+    try:
+        first = entries[: 2 * PAGES_PER_JOB]
+        assert asyncio.run(take(first)) == len(first)
+        assert queued() == [PAGES_PER_JOB, PAGES_PER_JOB]
+        assert asyncio.run(take(first)) == 0  # polled again before a worker took them: nothing queued twice
+        assert asyncio.run(take(entries)) == PAGES_PER_JOB  # only the new entries' job joins the waiting ones
+        assert queued() == [PAGES_PER_JOB] * 3
+    finally:
+        engine.dispose()
+
+
 def test_an_article_the_engine_cannot_take_does_not_hold_up_those_staged_after_it(pg_database, caplog):
     from aggregator.config import Config, Settings
     from aggregator.ingest import Incoming
