@@ -261,14 +261,14 @@ class _Article:
 def _word_share(vector: dict[str, float], weights: dict[str, float], other: dict[str, float]) -> float:
     """The share of the dot product of ``vector`` plus ``weights`` (a story with an article joining it) with
     ``other`` that the heaviest of their shared words makes (1.0 when they share none)."""
-    if len(other) <= len(vector) + len(weights):
-        parts = [(vector.get(t, 0.0) + weights.get(t, 0.0)) * w for t, w in other.items()
-                 if t in vector or t in weights]
-    else:
-        get = other.get
-        parts = [(vector.get(t, 0.0) + weights.get(t, 0.0)) * get(t, 0.0) for t in dict.fromkeys([*vector, *weights])]
-    total = math.fsum(parts)  # exact: the same share whatever the order of the terms
-    return max(parts) / total if total > 0 else 1.0
+    # the keys intersected in C, as vector_dot does: a blocked pair of big stories is checked again with every
+    # article either of them gets, and a Python loop over a full-text centroid halved the full texts clustered a
+    # second with 100,000 articles indexed
+    parts = {term: vector[term] * other[term] for term in vector.keys() & other.keys()}
+    for term in weights.keys() & other.keys():
+        parts[term] = parts.get(term, 0.0) + weights[term] * other[term]
+    total = math.fsum(parts.values())  # exact: the same share whatever the order of the terms
+    return max(parts.values()) / total if total > 0 else 1.0
 
 
 def _heaviest(vector: dict[str, float], count: int) -> list[str]:
