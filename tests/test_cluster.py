@@ -304,6 +304,40 @@ def test_a_fragment_converging_with_a_big_story_is_folded_into_it():
         assert decision.merge_story_ids == merged
 
 
+GLASS = ["Google glass on sale", "Google headset for developers", "Google invites coders", "Google wearable price",
+         "Google eyewear arrives"]
+STREET_VIEW = ["Google street view inside airports", "Google maps trains stations", "Google imagery indoors",
+               "Google panoramas museums"]
+QUAKE_TOLD_ONCE = ["Hokkaido earthquake kills dozens", "Hokkaido earthquake cuts power",
+                   "Rescuers dig after Hokkaido earthquake", "Hokkaido earthquake landslides bury homes"]
+QUAKE_TOLD_TWICE = ["Strong earthquake shakes Hokkaido island", "Earthquake in Hokkaido leaves millions without power",
+                    "Hokkaido quake survivors queue for water", "Earthquake toll rises in Hokkaido"]
+
+
+def _two_stories(settings: ClusterSettings, first: list[str], second: list[str]) -> Clusterer:
+    engine = Clusterer(settings)
+    for n, title in enumerate(FILLER):
+        engine.add(n + 1, engine.features(title, "", T0), n + 1)
+    for story, titles in ((7, first), (8, second)):
+        for n, title in enumerate(titles):
+            engine.add(story * 100 + n, engine.features(title, "", T0 + timedelta(minutes=n)), story)
+    return engine
+
+
+def test_stories_of_one_subject_meeting_through_its_word_do_not_merge():
+    for settings, merged in ((ClusterSettings(), []), (ClusterSettings(merge_word_share=1.0), [7])):
+        engine = _two_stories(settings, GLASS, STREET_VIEW)
+        decision = engine.decide(engine.features("Google street view maps airports", "", T0))
+        assert decision.story_id == 8
+        assert decision.merge_story_ids == merged
+
+
+def test_two_tellings_of_one_event_meeting_through_several_words_merge():
+    engine = _two_stories(ClusterSettings(), QUAKE_TOLD_ONCE, QUAKE_TOLD_TWICE)
+    decision = engine.decide(engine.features("Hokkaido earthquake power cuts continue", "", T0))
+    assert (decision.story_id, decision.merge_story_ids) == (7, [8])
+
+
 def test_a_loaded_engine_forgets_and_merges_like_one_built_article_by_article():
     settings = ClusterSettings(window=timedelta(hours=6))
     built, loaded = Clusterer(settings), Clusterer(settings)
