@@ -18,8 +18,9 @@ from .text import shingle_hashes
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from .cluster import ClusterSettings, Features, _Article
+    from .cluster import ClusterSettings, Features
     from .lsh import MinHashIndex
+    from .storyindex import _Article
 
 _NO_HASHES = np.zeros(0, dtype=np.uint32)
 
