@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import Counter, defaultdict, deque
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,7 +33,7 @@ from .evidence import EventRule, evidence
 from .explain import Explanations, Signal
 from .lsh import MinHashIndex, permutations
 from .neardup import SIGNAL_HASH, SIGNAL_NEAR, SameArticle
-from .storyindex import StoredArticle, StoryIndex, _Article, _Story
+from .storyindex import StoredArticle, StoryIndex, _Story
 from .text import content_hash, edge_segment, headline, terms, words
 from .vectors import vector_dot, vector_norm
 
@@ -235,18 +235,7 @@ class Clusterer(StoryIndex, SameArticle, Explanations):
         self.index = MinHashIndex(s.lsh_threshold, s.num_perm, frequent_share=s.lsh_frequent_share,
                                   frequent_min=s.lsh_frequent_min)
         self._permutations = permutations(s.num_perm, s.seed)
-        self.articles: dict[int, _Article] = {}
-        self.by_hash: dict[str, int] = {}
-        self.stories: dict[int, _Story] = {}
-        # term -> open stories using it, least recently updated first (a dict keeps that order), each with its
-        # centroid (the story's vector itself, so a scan reads the term's weight without looking the story up)
-        self.postings: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
-        self.df: Counter = Counter()
-        self.documents = 0
-        self.seq = 0  # articles added so far: the arrival clock
-        self.clock = datetime.min  # the newest article time seen: the window ends here
-        # the clock as of each of the last active_arrivals arrivals: tells a timed stream from an untimed one
-        self._recent_clock: deque[datetime] = deque(maxlen=s.active_arrivals)
+        self._init_index(s.active_arrivals)
         self.semantic = None  # the stories' sentence embeddings, when the semantic signal is on
         if s.semantic:
             from .semantic import StoryVectors, check_available
@@ -337,8 +326,8 @@ class Clusterer(StoryIndex, SameArticle, Explanations):
     def _weights_of(self, article_terms: Counter) -> dict[str, float]:
         # _idf written out: a method call a term is a third of the cost of a full text's weights
         documents, get, log = self.documents + 1, self.df.get, math.log
-        return {t: (1.0 + log(c)) * (log(documents / (get(t, 0) + 1)) + 1.0) if c >= 1
-                else c * (log(documents / (get(t, 0) + 1)) + 1.0) for t, c in article_terms.items()}
+        return {t: (1.0 + log(c) if c >= 1 else c) * (log(documents / (get(t, 0) + 1)) + 1.0)
+                for t, c in article_terms.items()}
 
     # ---- same article: see neardup.SameArticle -------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import heapq
 import math
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,7 +77,23 @@ def _heaviest(vector: dict[str, float], count: int) -> list[str]:
 
 
 class StoryIndex:
-    """Index upkeep of :class:`aggregator.cluster.Clusterer` (its attributes are set there)."""
+    """Index upkeep of :class:`aggregator.cluster.Clusterer` (its settings, LSH index and semantic vectors are
+    set there)."""
+
+    def _init_index(self, active_arrivals: int) -> None:
+        """An empty window."""
+        self.articles: dict[int, _Article] = {}
+        self.by_hash: dict[str, int] = {}
+        self.stories: dict[int, _Story] = {}
+        # term -> open stories using it, least recently updated first (a dict keeps that order), each with its
+        # centroid (the story's vector itself, so a scan reads the term's weight without looking the story up)
+        self.postings: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
+        self.df: Counter = Counter()
+        self.documents = 0
+        self.seq = 0  # articles added so far: the arrival clock
+        self.clock = datetime.min  # the newest article time seen: the window ends here
+        # the clock as of each of the last active_arrivals arrivals: tells a timed stream from an untimed one
+        self._recent_clock: deque[datetime] = deque(maxlen=active_arrivals)
 
     def add(self, article_id: int, feats: Features, story_id: int, weights: dict[str, float] | None = None) -> None:
         """Index an article that the store has put in ``story_id`` (``weights``: its :meth:`weights`, if known)."""

@@ -10,7 +10,7 @@ from collections.abc import Container
 
 import numpy as np
 
-_WORD = re.compile(r"[^\W_]+(?:['’.][^\W_]+)*", re.U)
+WORD = re.compile(r"[^\W_]+(?:['’.][^\W_]+)*", re.U)  # a word as written, case kept
 
 # Function words of the languages most feeds are written in; they say nothing about which event a text covers.
 STOPWORDS = frozenset(
@@ -78,7 +78,7 @@ def words(text: str) -> list[str]:
 
 
 def _word_tokens(text: str) -> list[str]:
-    """``_WORD.findall(text)``, twice as fast: no word spans white space, and most pieces between white space are
+    """``WORD.findall(text)``, twice as fast: no word spans white space, and most pieces between white space are
     one word as they stand (letters and digits only, ``str.isalnum`` being the regex's letter or digit), or once a
     trailing full stop or comma is cut; only the others go through the regex."""
     found: list[str] = []
@@ -91,7 +91,7 @@ def _word_tokens(text: str) -> list[str]:
         if core.isalnum():
             append(core)
         else:
-            found += _WORD.findall(piece)
+            found += WORD.findall(piece)
     return found
 
 
@@ -206,8 +206,8 @@ def _strip_trailing(text: str, source: str, tags: Container[str], names: bool) -
         return rest, True
     # In a headline written in title case every segment looks like a name ("Fed Holds Rates - Yellen Says Economy
     # Strong"), so there only the source's name and the tags the stream showed count.
-    name_like = _looks_like_name(segment) and not _title_case(rest)
-    if names and (_names_source(segment, source) or name_like or (tags and _letters(segment) in tags)):
+    if names and (_names_source(segment, source) or (_looks_like_name(segment) and not _title_case(rest))
+                  or (tags and _letters(segment) in tags)):
         return rest, False
     return text, False
 

@@ -111,27 +111,37 @@ def stop(processes: list[subprocess.Popen], log: Path) -> None:
         raise SystemExit(f"a process exited {failed[0].returncode}; its log:\n{log.read_text()[-3000:]}")
 
 
+def _stat(path: Path) -> tuple[str, list[str]]:
+    """(command name, the fields after it) of a /proc/PID/stat file: the name may hold spaces and parentheses."""
+    line = path.read_text()
+    return line.split("(", 1)[1].rsplit(")", 1)[0], line.rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(fields: list[str]) -> tuple[float, float]:
+    """(CPU seconds of the process itself, of its exited and waited-for children), from its stat fields."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks, (int(fields[13]) + int(fields[14])) / ticks
+
+
 def postgres_cpu() -> float | None:
     """CPU seconds of every PostgreSQL process so far, exited backends included (via the postmaster's
     children), or None when they cannot be read (another machine, another user)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = 0.0
     found = False
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for path in Path("/proc").glob("[0-9]*/stat"):
         try:
-            line = stat.read_text()
-            name, fields = line.split("(", 1)[1].rsplit(")", 1)[0], line.rsplit(")", 1)[1].split()
+            name, fields = _stat(path)
         except (OSError, IndexError):
             continue
         if name not in ("postgres", "postmaster"):
             continue
         found = True
-        utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+        own, children = _cpu_seconds(fields)
         parent = int(fields[1])
-        total += utime + stime
+        total += own
         if parent == 1 or name == "postmaster" or not _is_postgres(parent):
-            total += cutime + cstime  # the postmaster: what its exited backends spent
-    return total / ticks if found else None
+            total += children  # the postmaster: what its exited backends spent
+    return total if found else None
 
 
 def _is_postgres(pid: int) -> bool:
@@ -141,27 +151,20 @@ def _is_postgres(pid: int) -> bool:
         return False
 
 
-def _process_times(pid: int) -> tuple[float, float]:
-    """(CPU seconds of ``pid`` itself, of its exited and waited-for children), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks, (int(fields[13]) + int(fields[14])) / ticks
-
-
 def children_of_cpu(pids: list[int]) -> float:
     """CPU seconds so far of the children of ``pids`` (the extraction processes of the run and the workers),
     the exited ones included; 0 where /proc cannot tell."""
     wanted, total = set(pids), 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for path in Path("/proc").glob("[0-9]*/stat"):
         try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if parent in wanted:
-                total += _process_times(int(stat.parent.name))[0]
+            fields = _stat(path)[1]
+            if int(fields[1]) in wanted:
+                total += _cpu_seconds(fields)[0]
         except (OSError, IndexError, ValueError):
             continue
     for pid in pids:
         try:
-            total += _process_times(pid)[1]
+            total += _cpu_seconds(_stat(Path(f"/proc/{pid}/stat"))[1])[1]
         except (OSError, IndexError, ValueError):
             continue
     return total
@@ -189,7 +192,7 @@ def backend_cpu(connection) -> float | None:
     server on another machine, another user's processes)."""
     pid = connection.execute(text("SELECT pg_backend_pid()")).scalar()
     try:
-        return _process_times(pid)[0]
+        return _cpu_seconds(_stat(Path(f"/proc/{pid}/stat"))[1])[0]
     except (OSError, IndexError, ValueError):
         return None
 
