@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
-from .text import STOPWORDS, fold, stem, terms
+from .text import STOPWORDS, WORD, fold, stem, terms
 
 # A name: a capitalised word written after a word or a comma, so never the first word of a sentence, a line or
 # a quote (capitalised whatever it is). A figure: digits, maybe with a decimal point, at least two characters
@@ -68,9 +68,6 @@ _TITLE_WORDS = (4, 30)
 _TITLE_SHARE = 0.6
 _TRAILING = ".,;:!?)]}\"'’”…"
 _WORD_AT = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
-
-
-_WRITTEN_WORD = re.compile(r"[^\W_]+(?:['’.][^\W_]+)*", re.U)  # text.words' tokens, case kept
 
 
 def lead(text: str, count: int) -> str:
@@ -218,6 +215,7 @@ def story_makeup(articles: Iterable[tuple[int, str, str, datetime, Iterable[str]
     word_counts: Counter = Counter()
     shown: dict[str, str] = {}
     written: dict[str, str] = {}  # content term -> the word as an article first wrote it ("U.K", "summits")
+    seen: set[str] = set()
     times = []
     for article_id, title, text, when, article_terms in articles:
         times.append(when)
@@ -227,8 +225,13 @@ def story_makeup(articles: Iterable[tuple[int, str, str, datetime, Iterable[str]
         name_counts.update(names.keys())
         for term, name in names.items():
             shown.setdefault(term, name)
-        word_counts.update(set(article_terms) - names.keys())
-        for word in _WRITTEN_WORD.findall(f"{title}\n{opening}"):
+        # each term once, in the article's order: a set's order (the hash seed's) would break ties among the
+        # words shown differently in every process
+        word_counts.update(term for term in dict.fromkeys(article_terms) if term not in names)
+        for word in WORD.findall(f"{title}\n{opening}"):
+            if word in seen:  # its terms are written already: the first spelling stays
+                continue
+            seen.add(word)
             for term in terms(word):  # the term the engine made of it ("U.K." -> "uk", "summits" -> "summit")
                 written.setdefault(term, word)
     common = {term for term, count in name_counts.items() if count >= 2}
