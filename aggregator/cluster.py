@@ -281,9 +281,19 @@ class Clusterer(StoryIndex, SameArticle, Explanations):
             self.tags.add(key)
             self._segments.pop(key, None)
             return
-        if len(self._segments) >= self.settings.tag_candidates:  # bounded: the segments seen once go
-            self._segments = {k: v for k, v in self._segments.items() if v[0] > 1}
-        self._segments[key] = (count + 1, rest)
+        segments = self._segments
+        segments.pop(key, None)  # put back last: the dict runs from the segment seen longest ago to the latest
+        if len(segments) >= self.settings.tag_candidates:
+            segments = self._pruned_segments()
+        segments[key] = (count + 1, rest)
+
+    def _pruned_segments(self) -> dict[str, tuple[int, str]]:
+        """The candidate segments, bounded: the ones seen once go, then, if the ones seen twice still fill three
+        quarters of the room, those seen longest ago (a daemon sees new segments for ever; a tag recurs)."""
+        room = self.settings.tag_candidates * 3 // 4
+        kept = [(k, v) for k, v in self._segments.items() if v[0] > 1]
+        self._segments = dict(kept[max(0, len(kept) - room):])
+        return self._segments
 
     @staticmethod
     def _embedding(title: str) -> np.ndarray:

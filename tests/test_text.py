@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from aggregator.cluster import SIGNAL_NEAR, Clusterer
+from aggregator.cluster import SIGNAL_NEAR, Clusterer, ClusterSettings
 from aggregator.text import STOPWORDS, headline, shingle_hashes, terms, words
 
 T0 = datetime(2026, 3, 1, 8, 0)
@@ -125,6 +125,18 @@ def test_a_segment_ending_many_headlines_becomes_a_tag():
     for _ in range(5):
         feats = again.features("Detroit beat Green Bay at home - packers upset", "", T0)
     assert "upset" in feats.terms
+
+
+def test_candidate_tags_stay_bounded_when_every_segment_recurs():
+    engine = Clusterer(ClusterSettings(tag_candidates=40))
+    for n in range(200):  # each segment ends two headlines: none of them goes as seen once
+        for take in range(2):
+            engine.features(f"Story number {n} told again {take} - desk {n} wire", "", T0)
+            assert len(engine._segments) <= 40
+    # the latest ones are kept, so a tag of the moment is still learned
+    for title in ("Fed holds rates - desk 199 wire", "Storm hits coast - desk 199 wire"):
+        engine.features(title, "", T0)
+    assert "desk199wire" in engine.tags
 
 
 def test_an_initialism_with_dots_is_the_one_without():
