@@ -22,6 +22,9 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
   times, each subject's articles arriving together: different events of one kind, told in full texts;
 - twins: harder: two events of one kind from each long syndication-dev article (its halves, the second with
   other names and figures; see ``twins``), each told by several outlets, untimed;
+- twins-subject: the same twins, but the second event keeps the two names the article uses most: two events of
+  one subject (two arrests of one celebrity, two storms over one city), told apart only by the other names and
+  the figures;
 - kinds: real events of one kind, each told by independent outlets: the syndication-dev pages grouped by the
   kind of event they report (``KINDS``), each page one event told by two or three articles made of disjoint
   parts of its paragraphs (not copies: nothing for the near-duplicate check), headed by the page's headline, the
@@ -214,10 +217,11 @@ def _copy(title: str, pars: list[str], rng: random.Random) -> tuple[str, str]:
     return " ".join(words), rng.choice(["", "LONDON (Reuters) - ", "NEW YORK -- "]) + "\n\n".join(pars[:keep])
 
 
-def twins(rows: list[dict], seed: int = 1, min_words: int = 300) -> list[dict]:
+def twins(rows: list[dict], seed: int = 1, min_words: int = 300, keep: int = 0) -> list[dict]:
     """Two events of one kind from each long article, untimed: its first half of paragraphs as one event, its
-    second half with every capitalised name swapped for another article's and every number changed as the
-    other; each event told by the original and one to three wire copies, the pair's articles arriving together.
+    second half with every capitalised name swapped for another article's (but its ``keep`` most used names: the
+    subject both events share) and every number changed as the other; each event told by the original and one to
+    three wire copies, the pair's articles arriving together.
 
     The two events share the subject's words and none of their names, places or figures (two earthquakes, two
     arrests): what tells them apart is the evidence of the event.
@@ -233,11 +237,13 @@ def twins(rows: list[dict], seed: int = 1, min_words: int = 300) -> list[dict]:
         if len(pars) < 4:
             continue
         half = len(pars) // 2
-        own = {m.group(0) for m in _NAME.finditer(base["text"])} & set(pool)
+        counts = Counter(m.group(0) for m in _NAME.finditer(base["text"]) if m.group(0) in pool)
+        own = set(counts)
         others = [name for name in pool if name not in own]
         if not others:
             continue
-        names = {name: rng.choice(others) for name in sorted(own)}
+        subject = {name for name, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:keep]}
+        names = {name: rng.choice(others) for name in sorted(own - subject)}
         events = [(base["title"], pars[:half], f"{base['story']}/a"),
                   (_renamed(base["title"], names, rng), [_renamed(p, names, rng) for p in pars[half:]],
                    f"{base['story']}/b")]
@@ -428,6 +434,7 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["synd-untimed"] = untimed(shuffled(synd, 1))
         sets["samekind"] = same_kind(synd)
         sets["twins"] = twins(synd)
+        sets["twins-subject"] = twins(synd, keep=2)
         sets["synd-parts"] = parts(synd)
         sets["kinds"] = kinds(synd)
         sets["synd-titles"] = [{**row, "text": None} for row in sets["synd-untimed"]]

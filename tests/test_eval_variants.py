@@ -57,6 +57,14 @@ def test_twins_make_two_untimed_events_a_base_with_other_names_and_figures():
     assert all("Riverton" in r["text"] for r in rows if r["story"] == "flood/a")
 
 
+def test_twins_of_one_subject_keep_its_most_used_names():
+    rows = eval_variants.twins([_article("flood", 0, mayor="Alvarez"), _article("other", 0, "Lakeside", "Okafor")],
+                               seed=2, keep=1)
+    second = [r for r in rows if r["story"] == "flood/b"]
+    # Alvarez, Mayor and Riverton are each used six times: the first in order stays, the others change
+    assert second and all("Alvarez" in r["text"] and "Riverton" not in r["text"] for r in second)
+
+
 def test_table_scores_every_set_with_the_defaults(tmp_path, capsys):
     with open(tmp_path / "googlenews-t.jsonl", "w") as out:
         for row in _rows():
