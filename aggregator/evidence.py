@@ -76,6 +76,7 @@ def lead(text: str, count: int) -> str:
     return text[: len(text) - len(parts[-1])] if len(parts) > count else text
 
 
+@lru_cache(maxsize=4096)  # asked for each story an article is judged against
 def headline_names(title: str) -> frozenset[str]:
     """The words of a headline that may name its event, as terms: every capitalised word (a headline capitalises
     its first word, or all of them) and its numbers."""
