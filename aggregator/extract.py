@@ -53,6 +53,9 @@ def _cores() -> int:
 
 # One worker a core: extraction is most of a full-text poll's work, and clustering stays in the main process.
 EXTRACT_WORKERS = max(1, int(_env_number("AGGREGATOR_EXTRACT_WORKERS", _cores())))
+# Pages handed to the extraction processes at once, for each of them: one to extract and one waiting keep every
+# process busy while the next pages are fetched (the poll and a worker both bound their pages in flight by it).
+PAGES_PER_PROCESS = 2
 EXTRACT_MEMORY_MB = int(_env_number("AGGREGATOR_EXTRACT_MEMORY_MB", 2048))  # address space per worker; 0: none
 # A worker is replaced after this many pages, dropping whatever its caches kept. A new one costs about a second
 # of CPU (importing trafilatura, its stop lists): 2 ms a page when replaced every 500 pages, 0.5 ms every 2,000,

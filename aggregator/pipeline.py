@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from . import stats
 from .config import Config, FeedConfig
-from .extract import EXTRACT_WORKERS, choose_text, extract_from_html
+from .extract import EXTRACT_WORKERS, PAGES_PER_PROCESS, choose_text, extract_from_html
 from .fetch import Fetcher, FetchError, FetchResult, decode_html
 from .models import Article, Feed, FetchLog, utcnow
 from .quickpoll import Fetched, PollResult, chosen_feeds, log_result, newest_entries, not_due
@@ -125,9 +125,10 @@ class Poller:
         self.fetcher = fetcher
         self._ingestor: Ingestor | None = None
         self._write_lock = asyncio.Lock()
-        # pages fetched, not yet read: at least two a extraction process, so that a machine of many cores keeps
-        # them all busy while its fetches are capped by max_concurrency
-        self._page_slots = asyncio.Semaphore(max(1, self.settings.max_concurrency, 2 * EXTRACT_WORKERS))
+        # pages fetched, not yet read: at least PAGES_PER_PROCESS an extraction process, so that a machine of
+        # many cores keeps them all busy while its fetches are capped by max_concurrency
+        self._page_slots = asyncio.Semaphore(max(1, self.settings.max_concurrency,
+                                                 PAGES_PER_PROCESS * EXTRACT_WORKERS))
         # feeds of the current pass that answered 304, recorded together at its end (None: record each at once)
         self._unchanged: list[tuple[Feed, datetime, FetchResult]] | None = None
         self._fetched = dict(fetched or {})

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from ..config import Config
-from ..extract import EXTRACT_WORKERS
+from ..extract import EXTRACT_WORKERS, PAGES_PER_PROCESS
 from ..fetch import Fetcher
 from ..models import Feed
 from ..pipeline import sync_feeds
@@ -43,8 +43,8 @@ LEADER_CHECK = 5.0  # seconds between a leader's checks of its lock (and a stand
 # A worker's heartbeat; after STALLED_AFTER (names.py) without one its jobs are handed to another: a job of a
 # killed worker runs again within STALLED_AFTER + LEADER_CHECK seconds.
 HEARTBEAT = 5.0
-# jobs at once in one worker: fetches overlap, extractions take turns on the cores (two a core keep them busy)
-WORKER_CONCURRENCY = max(8, 2 * EXTRACT_WORKERS)
+# jobs at once in one worker: fetches overlap, extractions take turns on the processes (extract.PAGES_PER_PROCESS)
+WORKER_CONCURRENCY = max(8, PAGES_PER_PROCESS * EXTRACT_WORKERS)
 MAX_REDOS = 3  # runs of one job whose worker vanished before it is failed
 SHUTDOWN_GRACE = 10.0  # seconds a stopping worker gives its running jobs; the others are retried elsewhere
 
