@@ -124,7 +124,7 @@ class ClusterSettings:
     # 0.889 -> 0.946; one event told from disjoint parts of its text 0.987 -> 0.975 and real events of one kind
     # told by several outlets 0.938 -> 0.931 (list pages whose parts name nothing in common); the others hold.
     # The names of an article's headline are its subject, which two such events may share (two arrests of one
-    # celebrity): the names its body gives besides must pass the share too (evidence.EventRule.event_share).
+    # celebrity): the names its body gives besides must pass the share too (evidence.EventRule.judged_names).
     # Headline-only articles carry no evidence (a headline capitalises every word): headline streams unaffected.
     # Spotting names is one pass over those words, once per article (about 0.1 ms, less than 60 words cost before).
     evidence_min_terms: int = 3
