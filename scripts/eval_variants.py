@@ -15,6 +15,9 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
 - gn-burst: that same order without the times (the engine must judge recency by arrival);
 - gn-slow: other fake times (another seed, a week, articles following within a day: mean twelve hours), so
   that a rule about time is not fitted to one way of faking them;
+- gn-small, gn-small-shuf: at most ten articles of each googlenews-t story (a seeded sample), in stream order and
+  shuffled: news whose stories are a few articles each, where a rule that pays on gn's stories of a hundred
+  articles (a low bar for a busy story, folding fragments) may cost precision;
 - synd: syndication-dev as published (full texts with real-looking times over two days);
 - synd-untimed: its rows shuffled, without times;
 - samekind: the syndication-dev stories that share a subject with another one (markets, crime, football,
@@ -166,6 +169,16 @@ def shuffled(rows: list[dict], seed: int) -> list[dict]:
     rows = list(rows)
     random.Random(seed).shuffle(rows)
     return rows
+
+
+def capped(rows: list[dict], most: int = 10, seed: int = 1) -> list[dict]:
+    """At most ``most`` rows of each story (a seeded sample), in their order."""
+    rng = random.Random(seed)
+    by_story: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        by_story[str(row["story"])].append(row["id"])
+    kept = {row_id for ids in by_story.values() for row_id in rng.sample(ids, min(most, len(ids)))}
+    return [row for row in rows if row["id"] in kept]
 
 
 def fake_times(rows: list[dict], seed: int = 1, days: int = 30, mean_hours: float = 4.0) -> list[dict]:
@@ -428,6 +441,8 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["gn-burst"] = untimed(sets["gn-time"])
         sets["gn-slow"] = fake_times(gn, seed=2, days=7, mean_hours=12.0)
         sets["gn-tagged"] = tagged(gn)
+        sets["gn-small"] = capped(gn)
+        sets["gn-small-shuf"] = shuffled(sets["gn-small"], 1)
     if (bench / FULL_TEXTS).exists():
         synd = load(bench / FULL_TEXTS)
         sets["synd"] = synd

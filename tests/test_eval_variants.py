@@ -2,6 +2,7 @@
 
 import json
 import sys
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -45,6 +46,13 @@ def test_shuffled_and_untimed_keep_ids_and_labels():
     assert {(r["id"], r["story"]) for r in rows} == {(r["id"], r["story"]) for r in _rows()}
     assert all(r["published"] is None for r in rows)
     assert [r["id"] for r in rows] != [r["id"] for r in _rows()]
+
+
+def test_capped_keeps_at_most_so_many_rows_of_each_story_in_order():
+    rows = eval_variants.capped(_rows(), most=2, seed=1)
+    assert Counter(r["story"] for r in rows) == {"q": 2, "b": 2}
+    order = [r["id"] for r in _rows()]
+    assert [r["id"] for r in rows] == sorted((r["id"] for r in rows), key=order.index)
 
 
 def test_twins_make_two_untimed_events_a_base_with_other_names_and_figures():
