@@ -54,6 +54,10 @@ class Digest:
     timezone: str = "UTC"  # the zone of ``day``, and the one the renderers show times in
 
 
+# cluster.SIGNAL_NEW, written out: reading stories must not load the engine (numpy); a test keeps them equal
+STARTED_STORY = "new-story"
+
+
 @dataclass
 class ArticleView:
     """One article of a story with how it joined."""
@@ -71,6 +75,16 @@ class ArticleView:
     duplicate_signal: str | None  # how it matched ``matched_with`` when it arrived
     duplicate_score: float | None
     matched_with: int | None = None  # the article it was found to copy when it arrived, as stored
+
+    @property
+    def started_story(self) -> bool:
+        """Whether it joined no story but started one (this one, or one merged into it later)."""
+        return self.joined_by == STARTED_STORY
+
+    @property
+    def how_joined(self) -> str:
+        """How it came into the story, for a person: the signal and its score, or "started a story"."""
+        return "started a story" if self.started_story else f"{self.joined_by} {self.score:.2f}"
 
 
 @dataclass

@@ -63,6 +63,7 @@ def test_stories_story_explain_digest_export_feeds(polled, tmp_path, capsys):
     assert main([*polled, "story", str(top["id"])]) == 0
     out = capsys.readouterr().out
     assert f"story {top['id']}" in out and "copy of #" in out
+    assert "started a story" in out and "new-story" not in out  # the first article started it: no 0.00 score
 
     assert main([*polled, "story", "999999"]) == 1
     assert "no story" in capsys.readouterr().err

@@ -499,3 +499,9 @@ def test_similarity_decays_with_time_apart_when_articles_carry_times():
     assert not joined(hours=50)  # two days apart, the cosine is a quarter: another event
     assert joined(ClusterSettings(time_half_life=timedelta(0)))  # the rule off, the words alone join
     assert joined(timed=False)  # without times nothing decays
+
+
+def test_reading_stories_names_the_new_story_signal_as_the_engine_does():
+    from aggregator.query import STARTED_STORY
+
+    assert STARTED_STORY == SIGNAL_NEW

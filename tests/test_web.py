@@ -112,7 +112,8 @@ def test_head_is_answered_like_get_without_a_body(client, path):
 def test_a_story_page_folds_copies_shows_signals_and_a_timeline(client, data):
     page = client.get(f"/stories/{data.summit_story}").text
     assert "copy by" in page  # the wire copy sits under its original
-    assert re.search(r"joined by (story-similarity|new-story) \(\d\.\d\d\)", page)
+    assert re.search(r"joined by story-similarity \(\d\.\d\d\)", page) and "started a story" in page
+    assert "new-story" not in page
     assert "first report" in page and "new outlet" in page
     assert page.count('rel="noopener noreferrer nofollow"') >= 4
 

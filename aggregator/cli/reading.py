@@ -88,7 +88,7 @@ def cmd_story(args: argparse.Namespace) -> int:
         print(f"  merged from stories: {', '.join(map(str, detail.merged_from))}")
     print()
     for a in detail.articles:
-        how = f"{a.joined_by} {a.score:.2f}"
+        how = a.how_joined
         matched = f"{a.duplicate_signal} {a.duplicate_score or 0:.2f}"
         if a.duplicate_of and a.matched_with:
             how = f"copy of #{a.duplicate_of} ({matched}"
