@@ -6,7 +6,6 @@ import asyncio
 import email
 import socket
 import sys
-from datetime import date
 from email import policy
 from pathlib import Path
 
@@ -96,8 +95,8 @@ def test_digest_email_sends_text_and_inline_styled_html(tmp_path, smtp, capsys):
 def test_hostile_strings_are_inert_in_the_mail(tmp_path, smtp):
     data = webdata.build(str(tmp_path / "evil.db"))
     config = _config(tmp_path, smtp.port)
-    today = date.today().isoformat()
-    assert main(["--config", str(config), "--database", data.database, "digest", "--date", today, "--email"]) == 0
+    day = data.hostile_day  # not today's date: two hours before a run just after midnight is yesterday
+    assert main(["--config", str(config), "--database", data.database, "digest", "--date", day, "--email"]) == 0
     html = smtp.messages[0].get_body(("html",)).get_content().lower()
     assert "&lt;script&gt;" in html
     assert "<script" not in html and "<img" not in html and "<svg" not in html

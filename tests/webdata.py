@@ -47,6 +47,7 @@ class WebData:
     hostile_story: int = 0
     merged_story: int = 0
     old_day_story: int = 0
+    hostile_day: str = ""  # the UTC day of the hostile items (yesterday's, a little after midnight)
     stories: list[int] = field(default_factory=list)
 
 
@@ -88,6 +89,7 @@ def build(path: str, now: datetime | None = None) -> WebData:
     for i, (source, title, text) in enumerate(FLOOD):
         data.flood_story = add(_incoming(feed_ids, source, f"flood-{i}", title, text, now - timedelta(hours=3 - i)))
     hostile = outlets[3]
+    data.hostile_day = (now - timedelta(hours=2)).date().isoformat()
     data.hostile_story = add(_incoming(
         feed_ids, hostile, "evil-1", " ".join(XSS) + " parliament vote", " ".join(XSS) + " body of the item",
         now - timedelta(hours=2), url="javascript:alert(8)",
