@@ -58,6 +58,12 @@ class Digest:
 STARTED_STORY = "new-story"
 
 
+def how_joined(signal: str, score: float) -> str:
+    """How an article came into its story, for a person: the signal and its score, or "started a story" (the
+    story itself, or one merged into it later: there is no score to show)."""
+    return "started a story" if signal == STARTED_STORY else f"{signal} {score:.2f}"
+
+
 @dataclass
 class ArticleView:
     """One article of a story with how it joined."""
@@ -83,8 +89,8 @@ class ArticleView:
 
     @property
     def how_joined(self) -> str:
-        """How it came into the story, for a person: the signal and its score, or "started a story"."""
-        return "started a story" if self.started_story else f"{self.joined_by} {self.score:.2f}"
+        """How it came into the story, for a person (see :func:`how_joined`)."""
+        return how_joined(self.joined_by, self.score)
 
 
 @dataclass

@@ -114,6 +114,8 @@ def _not_articles(agg, exc: LookupError) -> str:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from ..query import how_joined  # SQLAlchemy: not loaded for --help
+
     with open_aggregator(args) as agg:
         try:
             result = agg.explain(args.a, args.b)
@@ -121,7 +123,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             raise CommandError(_not_articles(agg, exc)) from None
     for label, article in (("A", result.a), ("B", result.b)):
         print(f"{label}: #{article.id} [{clean_text(article.source)}] {clean_text(article.title)[:90]}"
-              f"  (story {article.story_id}, joined by {article.story_signal} {article.story_score:.2f})")
+              f"  (story {article.story_id}, {how_joined(article.story_signal, article.story_score)})")
     verdict = "the same article" if result.same_article else ("the same story" if result.same_story else
                                                                "different stories")
     print(f"stored as: {verdict}")
