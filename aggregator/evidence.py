@@ -138,16 +138,20 @@ class EventRule:
         two events of one kind are often headed alike)."""
         if not (self.named(story_names) and self.named(names)):
             return False
-        if self.share(self.judged_names(names, title, story_words, story_names), story_words,
-                      story_names) >= self.min_share:
+        if self.judged_share(names, title, story_words, story_names)[0] >= self.min_share:
             return False
         return not _same_headline(title, names, story_names, story_words)
 
     def judged_names(self, names: Collection[str], title: str, words: Mapping | Collection[str],
                      other_names: Collection[str] = ()) -> Collection[str]:
-        """The names an article is judged by against a story using ``words`` and naming ``other_names``: all of
-        them, or the names its body gives besides its headline's when at least ``min_terms`` remain and a lower
-        share of them is the story's (see :meth:`share`).
+        """The names an article is judged by against a story (see :meth:`judged_share`)."""
+        return self.judged_share(names, title, words, other_names)[1]
+
+    def judged_share(self, names: Collection[str], title: str, words: Mapping | Collection[str],
+                     other_names: Collection[str] = ()) -> tuple[float, Collection[str]]:
+        """(share, names) an article is judged by against a story using ``words`` and naming ``other_names``:
+        all its names, or the names its body gives besides its headline's when at least ``min_terms`` remain
+        and a lower share of them is the story's (see :meth:`share`).
 
         A headline names the subject ("Bieber arrested again"), which two events of one kind may share (two
         arrests of one celebrity, two storms over one city); the event is in the places, people and figures the
@@ -156,12 +160,14 @@ class EventRule:
         twins with no name in common 0.948 -> 0.951, one event told from disjoint parts and real events of one
         kind unchanged. Headline streams carry no evidence.
         """
+        share = self.share(names, words, other_names)
         heading = headline_names(title)
         rest = [name for name in names if name not in heading]
-        if self.min_terms <= len(rest) < len(names) and (self.share(rest, words, other_names)
-                                                         < self.share(names, words, other_names)):
-            return rest
-        return names
+        if self.min_terms <= len(rest) < len(names):
+            rest_share = self.share(rest, words, other_names)
+            if rest_share < share:
+                return rest_share, rest
+        return share, names
 
     def stories_apart(self, names: Collection[str], words: Mapping, other_names: Collection[str],
                       other_words: Mapping) -> bool:
@@ -177,10 +183,9 @@ class EventRule:
                  other_words: Mapping) -> tuple[float, str, bool, bool]:
         """How much of an article's names another article's names and words use: (share, the shared names
         rarest first, whether they may be one event, whether both name enough names for the rule to judge)."""
-        judged_names = self.judged_names(names, title, other_words, other_names)
+        share, judged_names = self.judged_share(names, title, other_words, other_names) if names else (0.0, names)
         shared = sorted((n for n in judged_names if n in other_words or n in other_names), key=self.idf,
                         reverse=True)
-        share = self.share(judged_names, other_words, other_names) if names else 0.0
         judged = self.named(names) and self.named(other_names)
         same = share >= self.min_share or _same_headline(title, names, other_names, other_words)
         return share, listed(shared), same or not judged, judged

@@ -55,7 +55,7 @@ class _Story:
     top: list[str] = field(default_factory=list)  # heaviest terms, heaviest first
     # term -> how many of its articles in the window use it; a term none of them uses any more leaves the
     # centroid, so a long-running story's vector stays the size of its open coverage. None: not counted yet
-    # (a restart leaves it to the first time it is needed, see Clusterer._term_counts)
+    # (a restart leaves it to the first time it is needed, see StoryIndex._term_counts)
     counts: Counter | None = field(default_factory=Counter)
     # the names and figures its articles name (evidence.py), rebuilt at a restart from what each article stored
     # (none for articles stored before schema 5: such a story keeps no article out until new ones name enough)
