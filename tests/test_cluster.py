@@ -502,6 +502,8 @@ def test_similarity_decays_with_time_apart_when_articles_carry_times():
 
 
 def test_reading_stories_names_the_new_story_signal_as_the_engine_does():
-    from aggregator.query import STARTED_STORY
+    from aggregator.query import STARTED_STORY, how_joined
 
     assert STARTED_STORY == SIGNAL_NEW
+    assert how_joined(SIGNAL_NEW, 0.0) == "started a story"
+    assert how_joined(SIGNAL_STORY, 0.4567) == "story-similarity 0.46"
