@@ -2,6 +2,7 @@
 """Where the clustering engine loses BCubed precision and recall on one variant of the labelled sets.
 
 usage: python scripts/cluster_errors.py [--bench-dir ../shared/bench] [--set gn] [--top 10] [--big 10]
+                                       [--setting KEY=VALUE ...]
 
 A score says how much is lost, not what kind of error loses it: a rule that joins fragments cannot help a set
 whose loss is two events of one subject told as one story. The loss is counted in articles (BCubed: an
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from eval_variants import cluster, variants  # noqa: E402
+from eval_variants import cluster, parse_override, variants  # noqa: E402
 
 from aggregator.cluster import ClusterSettings  # noqa: E402
 
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", default="gn", help="a variant of scripts/eval_variants.py (default: gn)")
     parser.add_argument("--top", type=int, default=10, help="events and stories listed (default: 10)")
     parser.add_argument("--big", type=int, default=10, help="articles that make a part big (default: 10)")
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting other than the default (as eval_variants.py --set), repeatable")
     args = parser.parse_args(argv)
     sets = variants(args.bench_dir)
     if args.set not in sets:
@@ -95,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     rows = sets[args.set]
-    print("\n".join(report(rows, cluster(rows, ClusterSettings()), args.top, args.big)))
+    overrides: dict = {}
+    for text in args.setting:
+        overrides.update(parse_override(text))
+    print("\n".join(report(rows, cluster(rows, ClusterSettings(**overrides)), args.top, args.big)))
     return 0
 
 

@@ -28,6 +28,10 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
 - twins-subject: the same twins, but the second event keeps the two names the article uses most: two events of
   one subject (two arrests of one celebrity, two storms over one city), told apart only by the other names and
   the figures;
+- twins-told, twins-told-subject: the twins and the twins of one subject as news has them: each event told by
+  two or three outlets in their own words (disjoint parts of its paragraphs, as in kinds: nothing for the
+  near-duplicate check), the second headed in its own words where renaming left the headline alike; what must be
+  joined and what must stay apart in one set (see ``twins``);
 - kinds: real events of one kind, each told by independent outlets: the syndication-dev pages grouped by the
   kind of event they report (``KINDS``), each page one event told by two or three articles made of disjoint
   parts of its paragraphs (not copies: nothing for the near-duplicate check), headed by the page's headline, the
@@ -216,9 +220,20 @@ def _paragraphs(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"\n\s*\n|\n", text) if p.strip()]
 
 
-def _renamed(text: str, names: dict[str, str], rng: random.Random) -> str:
+def _renamed(text: str, names: dict[str, str], rng: random.Random, figures: dict[str, str] | None = None) -> str:
+    """``text`` with the capitalised words of ``names`` swapped, and each number for another of as many digits
+    (the same one wherever it recurs, when ``figures`` keeps them: one event gives its figures alike in every
+    telling)."""
     text = re.sub(r"\b[A-Z][\w'’-]+", lambda m: names.get(m.group(0), m.group(0)), text)
-    return _NUMBER.sub(lambda m: str(rng.randrange(10 ** (len(m.group(0)) - 1), 10 ** len(m.group(0)))), text)
+
+    def other(number: str) -> str:
+        if figures is None:
+            return str(rng.randrange(10 ** (len(number) - 1), 10 ** len(number)))
+        if number not in figures:
+            figures[number] = str(rng.randrange(10 ** (len(number) - 1), 10 ** len(number)))
+        return figures[number]
+
+    return _NUMBER.sub(lambda m: other(m.group(0)), text)
 
 
 def _copy(title: str, pars: list[str], rng: random.Random) -> tuple[str, str]:
@@ -230,11 +245,13 @@ def _copy(title: str, pars: list[str], rng: random.Random) -> tuple[str, str]:
     return " ".join(words), rng.choice(["", "LONDON (Reuters) - ", "NEW YORK -- "]) + "\n\n".join(pars[:keep])
 
 
-def twins(rows: list[dict], seed: int = 1, min_words: int = 300, keep: int = 0) -> list[dict]:
+def twins(rows: list[dict], seed: int = 1, min_words: int = 300, keep: int = 0, told: str = "copies") -> list[dict]:
     """Two events of one kind from each long article, untimed: its first half of paragraphs as one event, its
     second half with every capitalised name swapped for another article's (but its ``keep`` most used names: the
-    subject both events share) and every number changed as the other; each event told by the original and one to
-    three wire copies, the pair's articles arriving together.
+    subject both events share) and every number changed as the other, the pair's articles arriving together.
+    Each event is told (``told``) by the original and one to three wire copies ("copies"), or by two or three
+    outlets in their own words ("parts": disjoint parts of its paragraphs under the headlines :func:`kinds`
+    gives, nothing for the near-duplicate check).
 
     The two events share the subject's words and none of their names, places or figures (two earthquakes, two
     arrests): what tells them apart is the evidence of the event.
@@ -247,7 +264,7 @@ def twins(rows: list[dict], seed: int = 1, min_words: int = 300, keep: int = 0) 
     out = []
     for base in bases:
         pars = _paragraphs(base["text"])
-        if len(pars) < 4:
+        if len(pars) < (4 if told == "copies" else 8):
             continue
         half = len(pars) // 2
         counts = Counter(m.group(0) for m in _NAME.finditer(base["text"]) if m.group(0) in pool)
@@ -257,11 +274,19 @@ def twins(rows: list[dict], seed: int = 1, min_words: int = 300, keep: int = 0) 
             continue
         subject = {name for name, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:keep]}
         names = {name: rng.choice(others) for name in sorted(own - subject)}
-        events = [(base["title"], pars[:half], f"{base['story']}/a"),
-                  (_renamed(base["title"], names, rng), [_renamed(p, names, rng) for p in pars[half:]],
-                   f"{base['story']}/b")]
+        figures: dict[str, str] | None = {} if told == "parts" else None
+        second_title = _renamed(base["title"], names, rng, figures)  # before its paragraphs: the seed's draws
+        second = [_renamed(p, names, rng, figures) for p in pars[half:]]
+        events = [(base["title"], pars[:half], f"{base['story']}/a"), (second_title, second, f"{base['story']}/b")]
         block = []
         for title, event_pars, story in events:
+            if told == "parts":
+                # two events are seldom headed alike: where no name of the headline changed, the second is
+                # headed in its own words, by its text's first sentence
+                if story.endswith("/b") and title == base["title"]:
+                    title = _lede_headline("\n\n".join(event_pars))
+                block.extend(_told_in_parts(title, event_pars, story))
+                continue
             block.append({"id": f"{story}-0", "title": title, "text": "\n\n".join(event_pars), "published": None,
                           "source": "Origin", "url": None, "story": story})
             for k in range(1, rng.randint(1, 3) + 1):
@@ -315,23 +340,30 @@ def kinds(rows: list[dict], seed: int = 1) -> list[dict]:
         for page in pages:
             base = originals.get(page)
             pars = _paragraphs(base["text"] or "") if base else []
-            if len(pars) < 4:
-                continue
-            count = 3 if len(pars) >= 6 else 2
-            for k in range(count):
-                text = "\n\n".join(pars[k::count])
-                if k == 0:
-                    title = base["title"]
-                elif k == 1:
-                    words = base["title"].split()
-                    title = " ".join(words[:-1] if len(words) > 4 else words)  # an outlet cuts its tail
-                else:
-                    title = _lede_headline(base["text"])
-                block.append({"id": f"{page}/{k}", "title": title, "text": text, "published": None,
-                              "source": f"Outlet {k}", "url": None, "story": page})
+            if len(pars) >= 4:
+                block.extend(_told_in_parts(base["title"], pars, page))
         rng.shuffle(block)
         out.extend(block)
     return out
+
+
+def _told_in_parts(title: str, pars: list[str], story: str) -> list[dict]:
+    """One event told by two or three outlets (three from six paragraphs up) in their own words: the k-th of n
+    articles gets every n-th paragraph from the k-th on; the first keeps the headline, the second drops its last
+    word, the third is headed by the text's first sentence."""
+    count = 3 if len(pars) >= 6 else 2
+    told = []
+    for k in range(count):
+        if k == 0:
+            heading = title
+        elif k == 1:
+            words = title.split()
+            heading = " ".join(words[:-1] if len(words) > 4 else words)  # an outlet cuts its tail
+        else:
+            heading = _lede_headline("\n\n".join(pars))
+        told.append({"id": f"{story}/{k}", "title": heading, "text": "\n\n".join(pars[k::count]),
+                     "published": None, "source": f"Outlet {k}", "url": None, "story": story})
+    return told
 
 
 def ledes(rows: list[dict], seed: int = 1, max_words: int = 20) -> list[dict]:
@@ -450,6 +482,8 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["samekind"] = same_kind(synd)
         sets["twins"] = twins(synd)
         sets["twins-subject"] = twins(synd, keep=2)
+        sets["twins-told"] = twins(synd, told="parts")
+        sets["twins-told-subject"] = twins(synd, keep=2, told="parts")
         sets["synd-parts"] = parts(synd)
         sets["kinds"] = kinds(synd)
         sets["synd-titles"] = [{**row, "text": None} for row in sets["synd-untimed"]]

@@ -22,11 +22,11 @@ def _rows():
             for i, (t, s) in enumerate(HEADLINES * 3)]
 
 
-def _article(story, k, town="Riverton", mayor="Alvarez", words=320):
+def _article(story, k, town="Riverton", mayor="Alvarez", words=320, paragraphs=6):
     body = "\n\n".join(
         f"Paragraph {p} of the report on the flood near {town}, where Mayor {mayor} met 1200 residents "
         + " ".join(["water rose over the levee and crews worked through the night"] * (words // 60))
-        for p in range(6))
+        for p in range(paragraphs))
     return {"id": f"{story}-{k}", "title": f"Flood hits {town} {story}", "text": body,
             "published": "2026-10-16T06:00:00+00:00", "source": "Ledger", "url": None, "story": story}
 
@@ -71,6 +71,28 @@ def test_twins_of_one_subject_keep_its_most_used_names():
     second = [r for r in rows if r["story"] == "flood/b"]
     # Alvarez, Mayor and Riverton are each used six times: the first in order stays, the others change
     assert second and all("Alvarez" in r["text"] and "Riverton" not in r["text"] for r in second)
+
+
+def test_twins_told_in_own_words_share_no_paragraph_and_keep_their_figures():
+    bases = [_article("flood", 0, paragraphs=8), _article("other", 0, "Lakeside", "Okafor", paragraphs=8)]
+    rows = eval_variants.twins(bases, seed=2, told="parts")
+    by_event: dict[str, list[dict]] = {}
+    for row in rows:
+        by_event.setdefault(row["story"], []).append(row)
+    assert set(by_event) == {"flood/a", "flood/b", "other/a", "other/b"}
+    for told in by_event.values():
+        assert len(told) == 2  # four paragraphs an event: two outlets
+        first, second = ({p.split(" of the report")[0] for p in row["text"].split("\n\n")} for row in told)
+        assert first and second and not first & second
+    second_event = " ".join(row["text"] for row in by_event["flood/b"])
+    figures = {word for word in second_event.split() if word.isdigit() and len(word) == 4}
+    assert len(figures) == 1 and "1200" not in figures  # 1200 became one other figure, in every telling
+    # the headline named nothing renamed ("Flood hits Riverton flood": Riverton is renamed), so it changed
+    assert {r["title"] for r in by_event["flood/a"]}.isdisjoint(r["title"] for r in by_event["flood/b"])
+    # a headline naming nothing: the second event is headed by its own first sentence
+    plain = [{**base, "title": "Water rises over the levee again tonight"} for base in bases]
+    second_titles = {r["title"] for r in eval_variants.twins(plain, seed=2, told="parts") if r["story"] == "flood/b"}
+    assert second_titles and all("of the report on the flood" in title for title in second_titles)
 
 
 def test_table_scores_every_set_with_the_defaults(tmp_path, capsys):
