@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .evidence import EventRule, evidence
+from .evidence import EventRule, evidence, headline_names
 from .explain import Explanations, Signal
 from .lsh import MinHashIndex, permutations
 from .neardup import SIGNAL_HASH, SIGNAL_NEAR, SameArticle
@@ -443,8 +443,10 @@ class Clusterer(StoryIndex, SameArticle, Explanations):
         return self.events.tells_other_event(feats.evidence, feats.title, story.evidence, story.vector)
 
     def _converging(self, story_id: int, weights: dict[str, float], when: datetime,
-                    names: frozenset[str] = frozenset()) -> tuple[float, int] | None:
-        """The open story whose centroid comes closest to ``story_id``'s once the article joined it, if close enough.
+                    names: frozenset[str] = frozenset(), heading: frozenset[str] = frozenset()
+                    ) -> tuple[float, int] | None:
+        """The open story whose centroid comes closest to ``story_id``'s once the article joined it, if close enough
+        (the article naming ``names``, and ``heading`` in its headline: see evidence.EventRule.stories_apart).
 
         Stories told twice (the first reports worded unlike the later ones) meet once enough articles fill
         both centroids; only stories sharing the joined story's heaviest terms are compared, a bounded few.
@@ -481,16 +483,17 @@ class Clusterer(StoryIndex, SameArticle, Explanations):
             if small <= s.fragment_articles and big >= s.fragment_host and self._active(other):
                 bar = s.fragment_merge_threshold
             if cosine >= bar and (best is None or cosine > best[0]):
-                if self._stories_apart(story, names, other):
+                if self._stories_apart(story, names, other, heading):
                     continue
                 if small > s.fragment_articles and _word_share(vector, weights, other.vector) > s.merge_word_share:
                     continue  # two stories of one subject, told apart by everything but its word
                 best = (cosine, other_id)
         return best
 
-    def _stories_apart(self, story: _Story, names: frozenset[str], other: _Story) -> bool:
-        """Whether two stories (the first with an article naming ``names`` joining it) tell different events."""
-        return self.events.stories_apart(story.evidence | names, story.vector, other.evidence, other.vector)
+    def _stories_apart(self, story: _Story, names: frozenset[str], other: _Story, heading: frozenset[str]) -> bool:
+        """Whether two stories (the first with an article naming ``names`` and ``heading`` in its headline
+        joining it) tell different events."""
+        return self.events.stories_apart(story.evidence | names, story.vector, other.evidence, other.vector, heading)
 
     def _with_semantic(self, cosine: float, feats: Features, story_id: int) -> float:
         """The TF-IDF cosine blended with the embedding cosine (unchanged for a story without vectors)."""
@@ -527,7 +530,8 @@ class Clusterer(StoryIndex, SameArticle, Explanations):
         if best is not None:
             _, score, story_id = best
             decision.story_id, decision.story_signal, decision.story_score = story_id, SIGNAL_STORY, round(score, 4)
-            converging = self._converging(story_id, weights, feats.when, feats.evidence)
+            heading = headline_names(feats.title) if feats.evidence else frozenset()
+            converging = self._converging(story_id, weights, feats.when, feats.evidence, heading)
             if converging is not None:
                 decision.merge_story_ids = [converging[1]]
         return decision

@@ -68,6 +68,22 @@ def test_two_events_of_one_subject_are_told_apart_by_what_the_body_names_besides
     assert rule.judged_names(few, "Justin Bieber arrested", words, miami) == few
 
 
+def test_two_stories_of_one_subject_are_apart_by_their_names_besides_the_joining_headlines():
+    rule = _rule()
+    miami = {"justin", "bieber", "miami", "beach", "lamborghini", "19", "drag", "race", "florida", "jan"}
+    miami_words = {"bieber": 1.0, "arrest": 1.0, "justin": 1.0, "miami": 1.0}
+    toronto = {"justin", "bieber", "toronto", "limo", "driver", "2014", "ontario", "police", "court", "assault"}
+    toronto_words = {"bieber": 1.0, "charge": 1.0, "justin": 1.0, "toronto": 1.0}
+    # the subject's two names are a fifth of the smaller story's: by every name, one event
+    assert not rule.stories_apart(miami, miami_words, toronto, toronto_words)
+    # an article headed "Justin Bieber charged" brings them together: its headline's names are the subject
+    heading = headline_names("Justin Bieber charged")
+    assert rule.stories_apart(miami, miami_words, toronto, toronto_words, heading)
+    # two tellings of one event share more than the subject, and still converge
+    again = {"justin", "bieber", "miami", "beach", "police", "19", "drag", "race"}
+    assert not rule.stories_apart(miami, miami_words, again, miami_words, heading)
+
+
 def test_a_storys_makeup_is_what_several_of_its_articles_share():
     articles = [
         (1, "Quake hits Haiti", "A quake struck near Port-au-Prince, said Rene Preval. At least 230 died.", T0,
