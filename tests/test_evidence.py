@@ -26,6 +26,15 @@ def test_evidence_leaves_out_headings_and_words_the_text_writes_in_lower_case():
     assert evidence(text) == {"martha", "stewart", "boston"}
 
 
+def test_german_capitals_mark_nouns_not_names_so_only_figures_are_evidence():
+    text = ("Nach tagelangem Dauerregen hat die Stadt Passau den Katastrophenfall ausgerufen. Die Donau erreichte "
+            "am Morgen einen Pegel von 9,8 Metern, 300 Anwohner wurden in Sicherheit gebracht.")
+    assert evidence(text) == {"300"}
+    # an English text naming German places keeps its names
+    assert evidence("Officials in Passau said the Danube rose, and Mayor Dupper ordered 300 people out.") == {
+        "passau", "danube", "mayor", "dupper", "300"}
+
+
 def test_evidence_reads_only_the_first_words_when_told():
     text = "Rescuers reached Haiti on Tuesday. " + "word " * 50 + "Then Preval spoke."
     assert "preval" in evidence(text) and "preval" not in evidence(text, 20)
