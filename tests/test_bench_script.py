@@ -12,11 +12,12 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_cluster.py"
 
 def test_benchmark_reports_speed_memory_and_restart(tmp_path):
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--skip-quality", "--synthetic", "--sizes", "300"],
+        [sys.executable, str(SCRIPT), "--skip-quality", "--synthetic", "--sizes", "300", "--windows", "2"],
         capture_output=True, text=True, check=True, timeout=300,
     ).stdout
     speed, restart = (json.loads(line.split(": ", 1)[1]) for line in out.splitlines() if line.startswith("=="))
     assert speed["indexed"] == 300 and speed["headline_per_s"] > 0 and speed["fulltext_per_s"] > 0
+    assert speed["windows"] == 2 and speed["headline_per_cpu_s"] > 0 and speed["fulltext_per_cpu_s"] > 0
     assert speed["rss_mib"] > 0
     assert restart["stored"] == restart["reloaded"] == 300
     assert 0 < restart["restart_seconds"] < 60
