@@ -30,6 +30,9 @@ def test_german_capitals_mark_nouns_not_names_so_only_figures_are_evidence():
     text = ("Nach tagelangem Dauerregen hat die Stadt Passau den Katastrophenfall ausgerufen. Die Donau erreichte "
             "am Morgen einen Pegel von 9,8 Metern, 300 Anwohner wurden in Sicherheit gebracht.")
     assert evidence(text) == {"300"}
+    # Danish writes "der" and "dem" too, and capitalises only its names
+    assert evidence("Der er mange, der har mistet hjem i Aarhus, og politiet har bedt dem om at vente på Mette "
+                    "Frederiksen.") == {"aarhus", "mette", "frederiksen"}
     # an English text naming German places keeps its names
     assert evidence("Officials in Passau said the Danube rose, and Mayor Dupper ordered 300 people out.") == {
         "passau", "danube", "mayor", "dupper", "300"}
