@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from .ingest import Incoming, Ingestor, settings_for
-from .models import Article
+from .models import Article, utcnow
 from .parse import canonical_url, parse_time
 from .store import open_database, session_scope
 
@@ -165,6 +165,16 @@ def in_time_order(rows: list[ReplayRow]) -> list[ReplayRow]:
     return [row for _, _, row in keyed]
 
 
+def _first_arrival(rows: list[ReplayRow]) -> datetime:
+    """The clock the replay's arrivals start from: a second before the earliest publication time, so that an
+    article without one, stamped right after the one before it, reads as of the file's period; the replay's own
+    time for a file without any (its stories then read as first seen today, not in 1970)."""
+    published = [row.published for row in rows if row.published is not None]
+    if published:
+        return min(published) - timedelta(seconds=1)
+    return utcnow().replace(microsecond=0)
+
+
 def _source_key(row: ReplayRow) -> str:
     return f"replay:{row.source or 'unknown'}"
 
@@ -213,7 +223,7 @@ def _replay(engine, rows: list[ReplayRow], window_seconds: float, progress: Prog
     ingestor = Ingestor(engine, settings_for(window_seconds, semantic))
     ingestor.reload()
     ordered = in_time_order(rows)
-    arrival = datetime(1970, 1, 1)
+    arrival = _first_arrival(rows)
     predictions: dict[str, int] = {}
     ids: dict[int, str] = {}
     started = time.perf_counter()

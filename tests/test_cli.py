@@ -126,6 +126,46 @@ def test_replay_scores_a_labelled_file(tmp_path, capsys):
     assert predictions["a"] == predictions["b"] != predictions["c"]
 
 
+def _arrivals(database: str) -> list:
+    from sqlmodel import Session, select
+
+    from aggregator.models import Article
+    from aggregator.store import open_database
+
+    engine = open_database(database)
+    try:
+        with Session(engine) as session:
+            return list(session.exec(select(Article.fetched_at).order_by(Article.id)).all())
+    finally:
+        engine.dispose()
+
+
+def test_replayed_articles_arrive_in_the_files_period_or_the_replays_not_in_1970(tmp_path, capsys):
+    from datetime import datetime, timedelta
+
+    from aggregator.models import utcnow
+
+    untimed = [{"id": str(n), "title": f"Harbour wall repair number {n}", "text": None, "published": None,
+                "source": "One", "url": None, "story": "wall"} for n in range(3)]
+    data = tmp_path / "untimed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in untimed))
+    database = f"sqlite:///{tmp_path}/untimed.db"
+    started = utcnow().replace(microsecond=0)
+    assert main(["--database", database, "replay", str(data)]) == 0
+    arrivals = _arrivals(database)
+    assert len(arrivals) == 3 and arrivals == sorted(arrivals)  # in the file's order...
+    assert started <= arrivals[0] and arrivals[-1] - arrivals[0] < timedelta(seconds=1)  # ...as of the replay
+
+    mixed = [{**untimed[0], "id": "m0"}, {**untimed[1], "id": "m1", "published": "2014-12-29T08:00:00Z"},
+             {**untimed[2], "id": "m2"}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in mixed))
+    database = f"sqlite:///{tmp_path}/mixed.db"
+    assert main(["--database", database, "replay", str(data)]) == 0
+    capsys.readouterr()
+    first, timed, after = _arrivals(database)
+    assert datetime(2014, 12, 29, 7, 59) < first < timed < after < datetime(2014, 12, 29, 8, 0, 1)
+
+
 def test_replay_rejects_a_bad_line(tmp_path, capsys):
     data = tmp_path / "bad.jsonl"
     data.write_text('{"id": "a", "title": "x", "source": null}\nnot json\n')
