@@ -221,12 +221,14 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _renamed(text: str, names: dict[str, str], rng: random.Random, figures: dict[str, str] | None = None) -> str:
-    """``text`` with the capitalised words of ``names`` swapped, and each number for another of as many digits
-    (the same one wherever it recurs, when ``figures`` keeps them: one event gives its figures alike in every
+    """``text`` with the capitalised words of ``names`` swapped, and each number but zeros for another of as many
+    digits (the same one wherever it recurs, when ``figures`` keeps them: one event gives its figures alike in every
     telling)."""
     text = re.sub(r"\b[A-Z][\w'’-]+", lambda m: names.get(m.group(0), m.group(0)), text)
 
     def other(number: str) -> str:
+        if not number.strip("0"):  # the zeros of "38,000": another round figure has them too
+            return number
         if figures is None:
             return str(rng.randrange(10 ** (len(number) - 1), 10 ** len(number)))
         if number not in figures:

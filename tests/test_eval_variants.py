@@ -139,3 +139,13 @@ def test_feed_headlines_take_labels_from_the_hand_made_groups(tmp_path):
     assert rows["node-feedparser/tpm.atom#2"] == rows["node-feedparser/tpm.atom#12"]
     assert rows["node-feedparser/tpm.atom#0"] != rows["node-feedparser/tpm.atom#1"]
     assert eval_variants.feed_headlines(tmp_path / "absent") == []
+
+
+def test_renamed_figures_keep_their_zero_groups_as_another_round_figure_would():
+    import random
+
+    renamed = eval_variants._renamed("About 38,000 people fled, 1,200 homes and 00 hours", {}, random.Random(3), {})
+    numbers = renamed.replace(",", " ").split()
+    assert numbers[1] != "38" and numbers[2] == "000"  # 38 became another two-digit figure, its thousands stayed
+    assert numbers[5] != "1" or numbers[6] != "200"
+    assert numbers[9] == "00"
