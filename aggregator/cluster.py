@@ -479,7 +479,7 @@ class Clusterer(StoryIndex, SameArticle, Explanations):
             other = self.stories[other_id]
             if not self._in_window(other, when):
                 continue
-            dot = vector_dot(vector, other.vector) + vector_dot(weights, other.vector)
+            dot = self.centroid_dot(story_id, other_id) + vector_dot(weights, other.vector)
             cosine = dot / (norm * other.norm)
             if timed:  # two stories' spans: apart by the gap between them, if any
                 cosine *= 0.5 ** (max(0.0, (other.first - last).total_seconds(), (first - other.last).total_seconds())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import itertools
 import math
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
@@ -23,10 +24,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .vectors import vector_norm
+from .vectors import vector_dot, vector_norm
 
 if TYPE_CHECKING:
     from .cluster import Features
+
+# Pairs of stories whose centroids' dot product is kept (StoryIndex.centroid_dot): some 16 MiB at most.
+_CENTROID_DOTS = 50_000
 
 
 class StoredArticle(NamedTuple):
@@ -60,6 +64,12 @@ class _Story:
     # the names and figures its articles name (evidence.py), rebuilt at a restart from what each article stored
     # (none for articles stored before schema 5: such a story keeps no article out until new ones name enough)
     evidence: set[str] = field(default_factory=set)
+    # Which state of the centroid this is, unique across stories (StoryIndex._changed), the one before it, and
+    # the weights that made the change when it was an article's: a dot product with another centroid taken at
+    # the state before is brought up to date with the article's few terms instead of both whole centroids.
+    stamp: int = 0
+    stamp_before: int = -1
+    last_added: dict[str, float] | None = None
 
 
 @dataclass(slots=True)
@@ -94,6 +104,9 @@ class StoryIndex:
         self.clock = datetime.min  # the newest article time seen: the window ends here
         # the clock as of each of the last active_arrivals arrivals: tells a timed stream from an untimed one
         self._recent_clock: deque[datetime] = deque(maxlen=active_arrivals)
+        self._stamps = itertools.count(1)
+        # (story, other story) -> (dot product of their centroids, the stamp of each then): see centroid_dot
+        self._centroid_dots: dict[tuple[int, int], tuple[float, int, int]] = {}
 
     def add(self, article_id: int, feats: Features, story_id: int, weights: dict[str, float] | None = None) -> None:
         """Index an article that the store has put in ``story_id`` (``weights``: its :meth:`weights`, if known)."""
@@ -163,6 +176,7 @@ class StoryIndex:
             vector = story.vector
             story.norm = vector_norm(vector)
             story.top = _heaviest(vector, self.settings.merge_terms)
+            self._changed(story)
             for term in vector:
                 posting = postings[term]
                 if not fresh:
@@ -224,6 +238,36 @@ class StoryIndex:
                                    key=vector.__getitem__)  # a set's order would break ties by the hash seed
         story.first, story.last = min(story.first, when), max(story.last, when)
         story.last_seq = self.seq
+        self._changed(story, weights)
+
+    def _changed(self, story: _Story, added: dict[str, float] | None = None) -> None:
+        """Stamp a story whose centroid changed (by an article's ``added`` weights, else in any other way)."""
+        story.stamp_before, story.stamp, story.last_added = story.stamp, next(self._stamps), added
+
+    def centroid_dot(self, story_id: int, other_id: int) -> float:
+        """The dot product of two open stories' centroids.
+
+        A story that keeps getting articles is compared with the same few stories again and again (the ones it
+        may converge with, see Clusterer._converging), each time with one article more; the product taken last
+        time is kept and brought up to date with that article's weights, when the other story did not change.
+        The sums differ from a product taken afresh by rounding alone.
+        """
+        story, other = self.stories[story_id], self.stories[other_id]
+        key = (story_id, other_id)
+        cached = self._centroid_dots.get(key)
+        if cached is not None and cached[2] == other.stamp:
+            dot, stamp, _ = cached
+            if stamp == story.stamp:
+                return dot
+            if stamp == story.stamp_before and story.last_added is not None:
+                dot += vector_dot(story.last_added, other.vector)
+                self._centroid_dots[key] = (dot, story.stamp, other.stamp)
+                return dot
+        if len(self._centroid_dots) >= _CENTROID_DOTS:
+            self._centroid_dots.clear()  # pairs of stories long closed or merged, and the few that still recur
+        dot = vector_dot(story.vector, other.vector)
+        self._centroid_dots[key] = (dot, story.stamp, other.stamp)
+        return dot
 
     def merge(self, into: int, other: int) -> None:
         """Fold story ``other`` into story ``into``."""
@@ -242,6 +286,7 @@ class StoryIndex:
             target = source
             for term in source.vector:
                 self.postings[term][into] = source.vector
+            self._changed(source)  # now under another id
         else:
             last_seq = max(target.last_seq, source.last_seq)
             self._add_to_story(into, source.vector, source.last)
@@ -254,6 +299,7 @@ class StoryIndex:
             if target.counts is not None:  # else it is counted from all its members, these included, when needed
                 target.counts.update(self._term_counts(source))
             target.evidence |= source.evidence
+            self._changed(target)
         for article_id in source.members:
             article = self.articles.get(article_id)
             if article is not None:
@@ -301,6 +347,7 @@ class StoryIndex:
             story.members = [aid for aid in story.members if aid in self.articles]
             story.norm = vector_norm(story.vector)
             story.top = _heaviest(story.vector, self.settings.merge_terms)
+            self._changed(story)
         return closed
 
     def _forget_terms(self, story_id: int, story: _Story, article_terms: tuple[str, ...]) -> None:

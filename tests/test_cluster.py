@@ -507,3 +507,43 @@ def test_reading_stories_names_the_new_story_signal_as_the_engine_does():
     assert STARTED_STORY == SIGNAL_NEW
     assert how_joined(SIGNAL_NEW, 0.0) == "started a story"
     assert how_joined(SIGNAL_STORY, 0.4567) == "story-similarity 0.46"
+
+
+def test_centroid_dot_is_kept_up_to_date_through_adds_merges_and_expiry():
+    """The kept dot product of two centroids is the one taken afresh, whatever changed either story since."""
+    import math
+
+    from aggregator.vectors import vector_dot
+
+    engine = Clusterer(ClusterSettings(window=timedelta(hours=6)))
+    fresh = lambda a, b: vector_dot(engine.stories[a].vector, engine.stories[b].vector)  # noqa: E731
+    engine.add(1, engine.features(QUAKE[0], "", T0), 7)
+    engine.add(2, engine.features(QUAKE[1], "", T0), 9)
+    engine.add(3, engine.features(STORM_A[0], "", T0), 11)
+    computed = []
+    original = vector_dot
+
+    def counting(a, b):
+        computed.append((len(a), len(b)))
+        return original(a, b)
+
+    import aggregator.storyindex as storyindex
+
+    storyindex.vector_dot = counting
+    try:
+        assert math.isclose(engine.centroid_dot(7, 9), fresh(7, 9))
+        assert engine.centroid_dot(7, 9) == engine.centroid_dot(7, 9) and len(computed) == 1  # kept
+        added = engine.features(QUAKE[2], "", T0 + timedelta(hours=1))
+        engine.add(4, added, 7)  # one article more in the story: its weights alone are multiplied
+        assert math.isclose(engine.centroid_dot(7, 9), fresh(7, 9))
+        assert len(computed) == 2 and computed[-1][0] == len(engine.stories[7].last_added)
+        engine.add(5, engine.features(QUAKE[3], "", T0 + timedelta(hours=1)), 9)  # the other story changed
+        assert math.isclose(engine.centroid_dot(7, 9), fresh(7, 9))
+        engine.merge(7, 11)
+        assert math.isclose(engine.centroid_dot(7, 9), fresh(7, 9))
+        engine.add(6, engine.features(STORM_A[1], "", T0 + timedelta(hours=6, minutes=30)), 7)
+        engine.expire()  # the first articles left the window: both centroids lost their terms
+        assert set(engine.stories) == {7, 9}
+        assert math.isclose(engine.centroid_dot(7, 9), fresh(7, 9), abs_tol=1e-12)
+    finally:
+        storyindex.vector_dot = original
