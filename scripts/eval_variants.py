@@ -15,6 +15,9 @@ file and drops on a variant of it. The variants (built in memory, nothing is wri
 - gn-burst: that same order without the times (the engine must judge recency by arrival);
 - gn-slow: other fake times (another seed, a week, articles following within a day: mean twelve hours), so
   that a rule about time is not fitted to one way of faking them;
+- gn-outlets: the rows as a dump of twenty made-up outlets' feeds, one outlet after the other (each row's
+  outlet drawn at random, the first ones most often; stream order within each): arrival order follows the news
+  within an outlet only, and every story comes back with each outlet;
 - gn-small, gn-small-shuf: at most ten articles of each googlenews-t story (a seeded sample), in stream order and
   shuffled: news whose stories are a few articles each, where a rule that pays on gn's stories of a hundred
   articles (a low bar for a busy story, folding fragments) may cost precision;
@@ -68,6 +71,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,6 +187,17 @@ def capped(rows: list[dict], most: int = 10, seed: int = 1) -> list[dict]:
         by_story[str(row["story"])].append(row["id"])
     kept = {row_id for ids in by_story.values() for row_id in rng.sample(ids, min(most, len(ids)))}
     return [row for row in rows if row["id"] in kept]
+
+
+def by_outlet(rows: list[dict], seed: int = 1, outlets: int = 20) -> list[dict]:
+    """The rows as a dump of several outlets' feeds, one outlet after the other: each row given one of
+    ``outlets`` made-up outlets (the first ones most often), their order kept within each. Arrival order then
+    follows the news only within an outlet, and a story comes back with every outlet."""
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) for rank in range(outlets)]
+    keyed = [(rng.choices(range(outlets), weights)[0], index, row) for index, row in enumerate(rows)]
+    keyed.sort(key=itemgetter(0, 1))
+    return [row for _, _, row in keyed]
 
 
 def fake_times(rows: list[dict], seed: int = 1, days: int = 30, mean_hours: float = 4.0) -> list[dict]:
@@ -475,6 +490,7 @@ def variants(bench: Path) -> dict[str, list[dict]]:
         sets["gn-burst"] = untimed(sets["gn-time"])
         sets["gn-slow"] = fake_times(gn, seed=2, days=7, mean_hours=12.0)
         sets["gn-tagged"] = tagged(gn)
+        sets["gn-outlets"] = by_outlet(gn)
         sets["gn-small"] = capped(gn)
         sets["gn-small-shuf"] = shuffled(sets["gn-small"], 1)
     if (bench / FULL_TEXTS).exists():

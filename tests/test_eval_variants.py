@@ -149,3 +149,14 @@ def test_renamed_figures_keep_their_zero_groups_as_another_round_figure_would():
     assert numbers[1] != "38" and numbers[2] == "000"  # 38 became another two-digit figure, its thousands stayed
     assert numbers[5] != "1" or numbers[6] != "200"
     assert numbers[9] == "00"
+
+
+def test_by_outlet_keeps_every_row_and_the_order_within_each_outlet():
+    rows = [{"id": str(n), "title": f"headline {n}", "text": None, "published": None, "source": None,
+             "url": None, "story": str(n % 5)} for n in range(200)]
+    dumped = eval_variants.by_outlet(rows, seed=3, outlets=4)
+    assert sorted(r["id"] for r in dumped) == [r["id"] for r in sorted(rows, key=lambda r: r["id"])]
+    ids = [int(r["id"]) for r in dumped]
+    assert ids != sorted(ids)  # outlets one after the other: the stream order is broken...
+    breaks = sum(later < earlier for earlier, later in zip(ids, ids[1:], strict=False))
+    assert 1 <= breaks <= 3  # ...only where one outlet's rows end and the next one's begin
