@@ -394,18 +394,20 @@ def _worker_ids(engine) -> list[int]:
 
 @pytest.mark.slow
 def test_a_job_of_a_killed_worker_is_done_again_elsewhere(tmp_path, site, pg_database):
-    cluster = ClusterSite(site, tmp_path, feeds=10, stories=16, slow_pages=1.5)
+    cluster = ClusterSite(site, tmp_path, feeds=10, stories=16, slow_pages=3.0)
     expected = _reference(tmp_path, cluster.config)
     database = pg_database()
     logs = [tmp_path / "run.log", tmp_path / "worker.log"]
-    run = _start("run", database, cluster.config, logs[0])
+    # the worker first, waiting for jobs when the first ones are queued: started after the run, on a slow
+    # machine it came up once the run's own worker had done them all
+    worker = _start("worker", database, cluster.config, logs[1])
     engine = create_engine(database)
-    worker = None
+    run = None
     try:
-        _wait_for(lambda: len(_worker_ids(engine)) == 1, "the run's worker", logs, processes=[run])
-        worker = _start("worker", database, cluster.config, logs[1])
-        _wait_for(lambda: len(_worker_ids(engine)) == 2, "the worker", logs, processes=[run, worker])
-        worker_id = _worker_ids(engine)[1]  # procrastinate's workers table holds ids and heartbeats only
+        _wait_for(lambda: len(_worker_ids(engine)) == 1, "the worker", logs, processes=[worker])
+        worker_id = _worker_ids(engine)[0]  # procrastinate's workers table holds ids and heartbeats only
+        run = _start("run", database, cluster.config, logs[0])
+        _wait_for(lambda: len(_worker_ids(engine)) == 2, "the run's worker", logs, processes=[run, worker])
         held: list[int] = []
 
         def worker_busy() -> bool:
@@ -413,7 +415,7 @@ def test_a_job_of_a_killed_worker_is_done_again_elsewhere(tmp_path, site, pg_dat
             return bool(held)
 
         _wait_for(worker_busy, "the worker to take a job", logs, processes=[run, worker])
-        worker.send_signal(signal.SIGKILL)  # mid-job: its page takes 1.5 s to arrive
+        worker.send_signal(signal.SIGKILL)  # mid-job: its page takes 3 s to arrive
         worker.wait(timeout=10)
         _wait_for(lambda: _settled(engine, cluster.expected), "the killed worker's jobs to be redone", logs,
                   processes=[run])
@@ -423,7 +425,7 @@ def test_a_job_of_a_killed_worker_is_done_again_elsewhere(tmp_path, site, pg_dat
         assert "of a vanished worker is queued again" in logs[0].read_text()
         assert _partition(engine) == expected
     finally:
-        _stop([run] + ([worker] if worker else []))
+        _stop([worker] + ([run] if run else []))
         engine.dispose()
 
 
