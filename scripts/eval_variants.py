@@ -189,12 +189,17 @@ def capped(rows: list[dict], most: int = 10, seed: int = 1) -> list[dict]:
     return [row for row in rows if row["id"] in kept]
 
 
+def _most_often_first(count: int) -> list[float]:
+    """Weights drawing the first of ``count`` outlets most often (the k-th one 1/k as often), as news has them."""
+    return [1 / (rank + 1) for rank in range(count)]
+
+
 def by_outlet(rows: list[dict], seed: int = 1, outlets: int = 20) -> list[dict]:
     """The rows as a dump of several outlets' feeds, one outlet after the other: each row given one of
     ``outlets`` made-up outlets (the first ones most often), their order kept within each. Arrival order then
     follows the news only within an outlet, and a story comes back with every outlet."""
     rng = random.Random(seed)
-    weights = [1 / (rank + 1) for rank in range(outlets)]
+    weights = _most_often_first(outlets)
     keyed = [(rng.choices(range(outlets), weights)[0], index, row) for index, row in enumerate(rows)]
     keyed.sort(key=itemgetter(0, 1))
     return [row for _, _, row in keyed]
@@ -457,7 +462,7 @@ def tagged(rows: list[dict], seed: int = 1, tag_share: float = 0.7, format_share
     Stories, order and times kept; no source (as in a dump replayed without one, or an aggregator's feed,
     whose source is the aggregator): the tags must be told from the headlines alone."""
     rng = random.Random(seed)
-    weights = [1 / (rank + 1) for rank in range(len(OUTLETS))]
+    weights = _most_often_first(len(OUTLETS))
     out = []
     for row in rows:
         outlet, separator = rng.choices(OUTLETS, weights)[0]
