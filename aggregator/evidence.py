@@ -19,8 +19,11 @@ from .text import STOPWORDS, WORD, fold, stem, terms
 
 # A name: a capitalised word written after a word or a comma, so never the first word of a sentence, a line or
 # a quote (capitalised whatever it is). A figure: digits, maybe with a decimal point, at least two characters
-# ("7.1", "2010", "33"; a lone digit is too common to tell events apart).
-_NUMBER = re.compile(r"\d+(?:\.\d+)*")
+# ("7.1", "2010", "33"; a lone digit is too common to tell events apart), written with thousands separated by
+# commas ("12,000": the figure 12000, not "12" and "000", which every round thousand would share) or with a
+# decimal comma ("7,1": 7.1, as most of Europe writes it).
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
 _CAPITALISED = re.compile(r"(?<![^\W_])[A-ZÀ-ÖØ-Þ][^\W_]*(?:['’][^\W_]+)*")
 
 
@@ -111,10 +114,23 @@ def _names_and_figures(names: Iterable[str], text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for name in names:
         found.setdefault(_term(name), name)
-    for figure in _NUMBER.findall(text):
-        if len(figure) > 1:
-            found.setdefault(figure, figure)
+    for written in _NUMBER.findall(text):
+        for figure, shown in _figures(written):
+            if len(figure) > 1:
+                found.setdefault(figure, shown)
     return {term: name for term, name in found.items() if len(term) > 1 and term not in STOPWORDS}
+
+
+def _figures(written: str) -> list[tuple[str, str]]:
+    """The figures of a number as written, each as (term, as written): "12,000" -> 12000, "7,1" -> 7.1;
+    "2,3,4" (a list) -> each of its numbers."""
+    if "," not in written:
+        return [(written, written)]
+    if _THOUSANDS.fullmatch(written):
+        return [(written.replace(",", ""), written)]
+    if written.count(",") == 1:
+        return [(written.replace(",", "."), written)]
+    return [(part, part) for part in written.split(",")]
 
 
 @dataclass(frozen=True)
@@ -283,7 +299,7 @@ def story_makeup(articles: Iterable[tuple[int, str, str, datetime, Iterable[str]
     name_counts: Counter = Counter()
     word_counts: Counter = Counter()
     shown: dict[str, str] = {}
-    written: dict[str, str] = {}  # content term -> the word as an article first wrote it ("U.K", "summits")
+    written: dict[str, str] = {}  # content term -> the word as articles write it ("U.K", "summits", "record")
     seen: set[str] = set()
     times = []
     for article_id, title, text, when, article_terms in articles:
@@ -302,7 +318,10 @@ def story_makeup(articles: Iterable[tuple[int, str, str, datetime, Iterable[str]
                 continue
             seen.add(word)
             for term in terms(word):  # the term the engine made of it ("U.K." -> "uk", "summits" -> "summit")
-                written.setdefault(term, word)
+                # the first spelling, unless a later one is in lower case: a common word capitalised by a title
+                # or a sentence's start ("Record") is shown as running text writes it ("record")
+                if term not in written or (word.islower() and not written[term].islower()):
+                    written[term] = word
     common = {term for term, count in name_counts.items() if count >= 2}
     return Makeup(
         names=[Shared(t, shown[t], c) for t, c in name_counts.most_common() if c >= 2][:limit],

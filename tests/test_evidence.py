@@ -15,6 +15,17 @@ def test_evidence_is_the_names_and_figures_of_running_text():
     # the first word of a sentence, a line or a quote is capitalised whatever it is; a lone digit is no figure
     assert not evidence("Officials said. The airport reopened.\nRescuers came. \"We\" left 3 days later.")
 
+
+def test_figures_are_whole_numbers_however_written():
+    # thousands separated by commas are one figure (not "000", which every round thousand shares); a decimal
+    # comma is the decimal point most of Europe writes; a list of numbers gives each of them
+    assert evidence("The 7,1 quake left 12,000 homeless and 3,000 homes down, 10,15,20 km away.") == {
+        "7.1", "12000", "3000", "10", "15", "20"}
+    assert evidence("Le séisme de magnitude 7,1 a fait 230 morts.") == evidence("The 7.1 quake killed 230.")
+    shown = story_makeup([(1, "Quake", "The 7,1 quake left 12,000 homeless.", T0, []),
+                          (2, "Quake", "A 7,1 quake, with 12,000 homeless.", T0, [])])
+    assert [(n.term, n.shown) for n in shown.names] == [("7.1", "7,1"), ("12000", "12,000")]
+
 def test_headline_names_are_its_capitalised_words_and_figures():
     assert headline_names("Chile earthquake survivors sleep in the streets") == {"chile"}
     assert headline_names("UPDATE 1-Magnitude 6.8 Quake Hits Japan's North") == {"magnitude", "6.8", "quake", "hit",
@@ -29,7 +40,7 @@ def test_evidence_leaves_out_headings_and_words_the_text_writes_in_lower_case():
 def test_german_capitals_mark_nouns_not_names_so_only_figures_are_evidence():
     text = ("Nach tagelangem Dauerregen hat die Stadt Passau den Katastrophenfall ausgerufen. Die Donau erreichte "
             "am Morgen einen Pegel von 9,8 Metern, 300 Anwohner wurden in Sicherheit gebracht.")
-    assert evidence(text) == {"300"}
+    assert evidence(text) == {"9.8", "300"}  # "9,8": a decimal comma
     # Danish writes "der" and "dem" too, and capitalises only its names
     assert evidence("Der er mange, der har mistet hjem i Aarhus, og politiet har bedt dem om at vente på Mette "
                     "Frederiksen.") == {"aarhus", "mette", "frederiksen"}
@@ -117,3 +128,8 @@ def test_a_story_shows_its_shared_words_as_written():
     titles = ["U.K. summits set in Budapest", "U.K. summit in Budapest: Trump and Putin to meet"]
     makeup = story_makeup((n, title, "", datetime(2026, 10, 16, n), terms(title)) for n, title in enumerate(titles))
     assert {w.term: w.shown for w in makeup.words} == {"uk": "U.K", "summit": "summits", "budapest": "Budapest"}
+    # a common word capitalised by a headline is shown in lower case once running text writes it so
+    articles = [(1, "Record Heat in Spain", "Spain saw record heat.", T0, terms("Record Heat in Spain record heat")),
+                (2, "Record heat hits Spain", "", T0, terms("Record heat hits Spain"))]
+    assert {w.term: w.shown for w in story_makeup(articles).words} == {"record": "record", "heat": "heat",
+                                                                     "spain": "Spain"}
