@@ -165,10 +165,13 @@ def in_time_order(rows: list[ReplayRow]) -> list[ReplayRow]:
     return [row for _, _, row in keyed]
 
 
-def _first_arrival(rows: list[ReplayRow]) -> datetime:
-    """The clock the replay's arrivals start from: a second before the earliest publication time, so that an
-    article without one, stamped right after the one before it, reads as of the file's period; the replay's own
-    time for a file without any (its stories then read as first seen today, not in 1970)."""
+def _first_arrival(rows: list[ReplayRow], as_of: datetime | None = None) -> datetime:
+    """The clock the replay's arrivals start from: ``as_of`` when given (a naive UTC time: a dump of old news
+    dated as of its period); else a second before the earliest publication time, so that an article without one,
+    stamped right after the one before it, reads as of the file's period; else the replay's own time (a file
+    without any: its stories then read as first seen today, not in 1970)."""
+    if as_of is not None:
+        return as_of
     published = [row.published for row in rows if row.published is not None]
     if published:
         return min(published) - timedelta(seconds=1)
@@ -201,29 +204,32 @@ def replay(
     window_seconds: float = 3 * 86400,
     progress: Progress | None = None,
     semantic: bool = False,
+    as_of: datetime | None = None,
 ) -> ReplayReport:
     """Replay ``rows`` into ``database`` (a temporary SQLite file by default) and return the predictions.
 
     ``progress(done, total)`` is called after each article, for a caller that shows how far it got;
-    ``semantic`` turns the semantic signal on (settings ``semantic_clustering``).
+    ``semantic`` turns the semantic signal on (settings ``semantic_clustering``); ``as_of`` (naive UTC) is when
+    the first article without a publication time arrives, the next ones a microsecond apart (by default a second
+    before the file's earliest time, or now for a file without any).
     """
     with tempfile.TemporaryDirectory(prefix="aggregator-replay-") as tmp:
         engine = open_database(database or f"sqlite:///{tmp}/replay.db")
         try:
-            return _replay(engine, rows, window_seconds, progress, semantic)
+            return _replay(engine, rows, window_seconds, progress, semantic, as_of)
         finally:
             engine.dispose()
 
 
 def _replay(engine, rows: list[ReplayRow], window_seconds: float, progress: Progress | None,
-            semantic: bool = False) -> ReplayReport:
+            semantic: bool = False, as_of: datetime | None = None) -> ReplayReport:
     if already := _already_stored(engine, rows):
         raise ReplayError(f"the database already holds {already} of these {len(rows)} articles (replayed before?): "
                           "replay into a new database, or leave out --database for a temporary one")
     ingestor = Ingestor(engine, settings_for(window_seconds, semantic))
     ingestor.reload()
     ordered = in_time_order(rows)
-    arrival = _first_arrival(rows)
+    arrival = _first_arrival(rows, as_of)
     predictions: dict[str, int] = {}
     ids: dict[int, str] = {}
     started = time.perf_counter()

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from aggregator.cli import main
 
 
@@ -164,6 +166,28 @@ def test_replayed_articles_arrive_in_the_files_period_or_the_replays_not_in_1970
     capsys.readouterr()
     first, timed, after = _arrivals(database)
     assert datetime(2014, 12, 29, 7, 59) < first < timed < after < datetime(2014, 12, 29, 8, 0, 1)
+
+
+def test_a_replay_as_of_a_day_dates_the_untimed_articles_then_and_files_them_in_that_days_digest(tmp_path, capsys):
+    from datetime import datetime
+
+    rows = [{"id": str(n), "title": f"Harbour wall repair number {n}", "text": None, "published": None,
+             "source": f"Outlet {n}", "url": None, "story": "wall"} for n in range(3)]
+    data = tmp_path / "old.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    database = f"sqlite:///{tmp_path}/old.db"
+    assert main(["--database", database, "replay", str(data), "--as-of", "2013-11-27T09:00+01:00"]) == 0
+    arrivals = _arrivals(database)
+    assert datetime(2013, 11, 27, 8, 0) < arrivals[0] < arrivals[-1] < datetime(2013, 11, 27, 8, 0, 1)
+    capsys.readouterr()
+    assert main(["--database", database, "digest", "--date", "2013-11-27", "--format", "json"]) == 0
+    stories = json.loads(capsys.readouterr().out)["stories"]
+    assert len(stories) == 1 and len(stories[0]["sources"]) == 3
+
+    for bad in ("yesterday", "2013-13-01", "9999-01-01"):
+        with pytest.raises(SystemExit):
+            main(["--database", database, "replay", str(data), "--as-of", bad])
+        assert "--as-of" in capsys.readouterr().err
 
 
 def test_replay_rejects_a_bad_line(tmp_path, capsys):

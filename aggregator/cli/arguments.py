@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from .. import __version__
 
@@ -33,6 +33,21 @@ def _since(value: str) -> datetime | None:
         return parse_since(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _moment(value: str) -> datetime:
+    """An ISO 8601 date or time (UTC unless it says otherwise), as a naive UTC time."""
+    from ..replay import LAST_YEAR
+
+    expected = f"expected an ISO date or time such as 2013-11-27 or 2013-11-27T08:00Z, got {value[:40]!r}"
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        moment = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(expected) from None
+    if not 1 < moment.year < LAST_YEAR:
+        raise argparse.ArgumentTypeError(f"expected a time from the year 2 to {LAST_YEAR - 1}, got {value[:40]!r}")
+    return moment
 
 
 def _positive_int(value: str) -> int:
@@ -136,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = command("replay", "replay a JSONL file of articles through dedup and clustering, and score it")
     replay.add_argument("file")
     replay.add_argument("--out", help="write {id, story} lines here")
+    replay.add_argument("--as-of", type=_moment, metavar="TIME",
+                        help="when articles without a publication time arrive, as an ISO date or time (default: "
+                        "a second before the file's earliest time, or now if it gives none)")
 
     feeds = command("feeds", "list feeds with their health; import or export OPML; resume a paused feed")
     feeds.add_argument("action", nargs="?", choices=["list", "import", "export", "resume"], default="list")

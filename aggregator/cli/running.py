@@ -113,7 +113,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         rows = read_rows(args.file)
         with progress_bar(len(rows), "replaying", "articles") as progress:
             report = replay(rows, database=getattr(args, "database", None), window_seconds=window, progress=progress,
-                            semantic=bool(config and config.settings.semantic_clustering))
+                            semantic=bool(config and config.settings.semantic_clustering), as_of=args.as_of)
     except (OSError, ReplayError) as exc:
         raise CommandError(file_error(exc, args.file)) from None
     except UnicodeDecodeError as exc:
