@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from eval_variants import cluster, parse_override, variants  # noqa: E402
+from eval_variants import cluster, parse_override  # noqa: E402
+from variants import variants  # noqa: E402
 
 from aggregator.cluster import ClusterSettings  # noqa: E402
 

@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 import eval_variants  # noqa: E402
+import variants  # noqa: E402
 
 HEADLINES = [
     ("quake strikes coastal city magnitude", "q"), ("coastal city quake toll rises", "q"),
@@ -32,7 +33,7 @@ def _article(story, k, town="Riverton", mayor="Alvarez", words=320, paragraphs=6
 
 
 def test_fake_times_keep_each_story_within_two_days_in_time_order():
-    rows = eval_variants.fake_times(_rows(), seed=3)
+    rows = variants.fake_times(_rows(), seed=3)
     times = [datetime.fromisoformat(r["published"]) for r in rows]
     assert times == sorted(times)
     assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in _rows())
@@ -42,21 +43,21 @@ def test_fake_times_keep_each_story_within_two_days_in_time_order():
 
 
 def test_shuffled_and_untimed_keep_ids_and_labels():
-    rows = eval_variants.untimed(eval_variants.shuffled(_rows(), 1))
+    rows = variants.untimed(variants.shuffled(_rows(), 1))
     assert {(r["id"], r["story"]) for r in rows} == {(r["id"], r["story"]) for r in _rows()}
     assert all(r["published"] is None for r in rows)
     assert [r["id"] for r in rows] != [r["id"] for r in _rows()]
 
 
 def test_capped_keeps_at_most_so_many_rows_of_each_story_in_order():
-    rows = eval_variants.capped(_rows(), most=2, seed=1)
+    rows = variants.capped(_rows(), most=2, seed=1)
     assert Counter(r["story"] for r in rows) == {"q": 2, "b": 2}
     order = [r["id"] for r in _rows()]
     assert [r["id"] for r in rows] == sorted((r["id"] for r in rows), key=order.index)
 
 
 def test_twins_make_two_untimed_events_a_base_with_other_names_and_figures():
-    rows = eval_variants.twins([_article("flood", 0), _article("other", 0, "Lakeside", "Okafor")], seed=2)
+    rows = variants.twins([_article("flood", 0), _article("other", 0, "Lakeside", "Okafor")], seed=2)
     stories = {r["story"] for r in rows}
     assert stories == {"flood/a", "flood/b", "other/a", "other/b"}
     assert all(r["published"] is None for r in rows)
@@ -66,7 +67,7 @@ def test_twins_make_two_untimed_events_a_base_with_other_names_and_figures():
 
 
 def test_twins_of_one_subject_keep_its_most_used_names():
-    rows = eval_variants.twins([_article("flood", 0, mayor="Alvarez"), _article("other", 0, "Lakeside", "Okafor")],
+    rows = variants.twins([_article("flood", 0, mayor="Alvarez"), _article("other", 0, "Lakeside", "Okafor")],
                                seed=2, keep=1)
     second = [r for r in rows if r["story"] == "flood/b"]
     # Alvarez, Mayor and Riverton are each used six times: the first in order stays, the others change
@@ -75,7 +76,7 @@ def test_twins_of_one_subject_keep_its_most_used_names():
 
 def test_twins_told_in_own_words_share_no_paragraph_and_keep_their_figures():
     bases = [_article("flood", 0, paragraphs=8), _article("other", 0, "Lakeside", "Okafor", paragraphs=8)]
-    rows = eval_variants.twins(bases, seed=2, told="parts")
+    rows = variants.twins(bases, seed=2, told="parts")
     by_event: dict[str, list[dict]] = {}
     for row in rows:
         by_event.setdefault(row["story"], []).append(row)
@@ -91,7 +92,7 @@ def test_twins_told_in_own_words_share_no_paragraph_and_keep_their_figures():
     assert {r["title"] for r in by_event["flood/a"]}.isdisjoint(r["title"] for r in by_event["flood/b"])
     # a headline naming nothing: the second event is headed by its own first sentence
     plain = [{**base, "title": "Water rises over the levee again tonight"} for base in bases]
-    second_titles = {r["title"] for r in eval_variants.twins(plain, seed=2, told="parts") if r["story"] == "flood/b"}
+    second_titles = {r["title"] for r in variants.twins(plain, seed=2, told="parts") if r["story"] == "flood/b"}
     assert second_titles and all("of the report on the flood" in title for title in second_titles)
 
 
@@ -124,7 +125,7 @@ def test_plain_reference_groups_rewordings_and_keeps_topics_apart():
 
 
 def test_ledes_tell_each_story_by_its_headline_and_first_sentences():
-    rows = eval_variants.ledes([_article("flood", 0), _article("flood", 1)])
+    rows = variants.ledes([_article("flood", 0), _article("flood", 1)])
     assert sorted(r["id"] for r in rows) == ["flood-0", "flood-0-lede1", "flood-0-lede2"]
     assert all(r["text"] is None and r["published"] is None and r["story"] == "flood" for r in rows)
     assert all(len(r["title"].split()) <= 20 for r in rows)
@@ -134,17 +135,17 @@ def test_feed_headlines_take_labels_from_the_hand_made_groups(tmp_path):
     items = "".join(f"<item><title>Headline {i}</title></item>" for i in range(30))
     (tmp_path / "node-feedparser").mkdir()
     (tmp_path / "node-feedparser" / "tpm.atom").write_text(f"<rss><channel><title>T</title>{items}</channel></rss>")
-    rows = {r["id"]: r["story"] for r in eval_variants.feed_headlines(tmp_path)}
+    rows = {r["id"]: r["story"] for r in variants.feed_headlines(tmp_path)}
     assert len(rows) == 30
     assert rows["node-feedparser/tpm.atom#2"] == rows["node-feedparser/tpm.atom#12"]
     assert rows["node-feedparser/tpm.atom#0"] != rows["node-feedparser/tpm.atom#1"]
-    assert eval_variants.feed_headlines(tmp_path / "absent") == []
+    assert variants.feed_headlines(tmp_path / "absent") == []
 
 
 def test_renamed_figures_keep_their_zero_groups_as_another_round_figure_would():
     import random
 
-    renamed = eval_variants._renamed("About 38,000 people fled, 1,200 homes and 00 hours", {}, random.Random(3), {})
+    renamed = variants._renamed("About 38,000 people fled, 1,200 homes and 00 hours", {}, random.Random(3), {})
     numbers = renamed.replace(",", " ").split()
     assert numbers[1] != "38" and numbers[2] == "000"  # 38 became another two-digit figure, its thousands stayed
     assert numbers[5] != "1" or numbers[6] != "200"
@@ -154,7 +155,7 @@ def test_renamed_figures_keep_their_zero_groups_as_another_round_figure_would():
 def test_by_outlet_keeps_every_row_and_the_order_within_each_outlet():
     rows = [{"id": str(n), "title": f"headline {n}", "text": None, "published": None, "source": None,
              "url": None, "story": str(n % 5)} for n in range(200)]
-    dumped = eval_variants.by_outlet(rows, seed=3, outlets=4)
+    dumped = variants.by_outlet(rows, seed=3, outlets=4)
     assert sorted(r["id"] for r in dumped) == [r["id"] for r in sorted(rows, key=lambda r: r["id"])]
     ids = [int(r["id"]) for r in dumped]
     assert ids != sorted(ids)  # outlets one after the other: the stream order is broken...
