@@ -21,7 +21,9 @@ from .text import STOPWORDS, WORD, fold, stem, terms
 # a quote (capitalised whatever it is). A figure: digits, maybe with a decimal point, at least two characters
 # ("7.1", "2010", "33"; a lone digit is too common to tell events apart), written with thousands separated by
 # commas ("12,000": the figure 12000, not "12" and "000", which every round thousand would share) or with a
-# decimal comma ("7,1": 7.1, as most of Europe writes it).
+# decimal comma ("7,1": 7.1, as most of Europe writes it). Measured by scripts/eval_variants.py (untimed full
+# texts, three seeds): the mean of 18 twin, kind and part variants 0.8816 -> 0.8787, lost where one event's
+# tellings had shared "000" by chance (recall); kept, since a shared "000" says nothing of an event.
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
 _CAPITALISED = re.compile(r"(?<![^\W_])[A-ZÀ-ÖØ-Þ][^\W_]*(?:['’][^\W_]+)*")
