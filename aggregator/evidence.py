@@ -314,7 +314,8 @@ def story_makeup(articles: Iterable[tuple[int, str, str, datetime, Iterable[str]
             shown.setdefault(term, name)
         # each term once, in the article's order: a set's order (the hash seed's) would break ties among the
         # words shown differently in every process
-        word_counts.update(term for term in dict.fromkeys(article_terms) if term not in names)
+        # (a lone digit is a term, but as the names leave it out, it says nothing of the story to a reader)
+        word_counts.update(term for term in dict.fromkeys(article_terms) if term not in names and len(term) > 1)
         for word in WORD.findall(f"{title}\n{opening}"):
             if word in seen:  # its terms are written already: the first spelling stays
                 continue
