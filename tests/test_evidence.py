@@ -22,6 +22,7 @@ def test_figures_are_whole_numbers_however_written():
     assert evidence("The 7,1 quake left 12,000 homeless and 3,000 homes down, 10,15,20 km away.") == {
         "7.1", "12000", "3000", "10", "15", "20"}
     assert evidence("Le séisme de magnitude 7,1 a fait 230 morts.") == evidence("The 7.1 quake killed 230.")
+    assert evidence("It cost $1,000,000.50 in all.") == {"1000000.50"}
     shown = story_makeup([(1, "Quake", "The 7,1 quake left 12,000 homeless.", T0, []),
                           (2, "Quake", "A 7,1 quake, with 12,000 homeless.", T0, [])])
     assert [(n.term, n.shown) for n in shown.names] == [("7.1", "7,1"), ("12000", "12,000")]
