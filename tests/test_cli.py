@@ -142,15 +142,24 @@ def _arrivals(database: str) -> list:
         engine.dispose()
 
 
+def _untimed_rows(sources: list[str]) -> list[dict]:
+    """One story's headlines without publication times, one a source."""
+    return [{"id": str(n), "title": f"Harbour wall repair number {n}", "text": None, "published": None,
+             "source": source, "url": None, "story": "wall"} for n, source in enumerate(sources)]
+
+
+def _write_rows(path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
 def test_replayed_articles_arrive_in_the_files_period_or_the_replays_not_in_1970(tmp_path, capsys):
     from datetime import datetime, timedelta
 
     from aggregator.models import utcnow
 
-    untimed = [{"id": str(n), "title": f"Harbour wall repair number {n}", "text": None, "published": None,
-                "source": "One", "url": None, "story": "wall"} for n in range(3)]
+    untimed = _untimed_rows(["One"] * 3)
     data = tmp_path / "untimed.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in untimed))
+    _write_rows(data, untimed)
     database = f"sqlite:///{tmp_path}/untimed.db"
     started = utcnow().replace(microsecond=0)
     assert main(["--database", database, "replay", str(data)]) == 0
@@ -160,7 +169,7 @@ def test_replayed_articles_arrive_in_the_files_period_or_the_replays_not_in_1970
 
     mixed = [{**untimed[0], "id": "m0"}, {**untimed[1], "id": "m1", "published": "2014-12-29T08:00:00Z"},
              {**untimed[2], "id": "m2"}]
-    data.write_text("".join(json.dumps(r) + "\n" for r in mixed))
+    _write_rows(data, mixed)
     database = f"sqlite:///{tmp_path}/mixed.db"
     assert main(["--database", database, "replay", str(data)]) == 0
     capsys.readouterr()
@@ -171,10 +180,8 @@ def test_replayed_articles_arrive_in_the_files_period_or_the_replays_not_in_1970
 def test_a_replay_as_of_a_day_dates_the_untimed_articles_then_and_files_them_in_that_days_digest(tmp_path, capsys):
     from datetime import datetime
 
-    rows = [{"id": str(n), "title": f"Harbour wall repair number {n}", "text": None, "published": None,
-             "source": f"Outlet {n}", "url": None, "story": "wall"} for n in range(3)]
     data = tmp_path / "old.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _write_rows(data, _untimed_rows([f"Outlet {n}" for n in range(3)]))
     database = f"sqlite:///{tmp_path}/old.db"
     assert main(["--database", database, "replay", str(data), "--as-of", "2013-11-27T09:00+01:00"]) == 0
     arrivals = _arrivals(database)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from .. import __version__
 
@@ -36,15 +36,15 @@ def _since(value: str) -> datetime | None:
 
 
 def _moment(value: str) -> datetime:
-    """An ISO 8601 date or time (UTC unless it says otherwise), as a naive UTC time."""
+    """An ISO 8601 date or time (UTC unless it says otherwise), as a naive UTC time, read as a replay file's
+    publication times are."""
+    from ..parse import parse_time
     from ..replay import LAST_YEAR
 
-    expected = f"expected an ISO date or time such as 2013-11-27 or 2013-11-27T08:00Z, got {value[:40]!r}"
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        moment = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(expected) from None
+    moment = parse_time(value)
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"expected an ISO date or time such as 2013-11-27 or 2013-11-27T08:00Z, "
+                                         f"got {value[:40]!r}")
     if not 1 < moment.year < LAST_YEAR:
         raise argparse.ArgumentTypeError(f"expected a time from the year 2 to {LAST_YEAR - 1}, got {value[:40]!r}")
     return moment
