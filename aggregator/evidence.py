@@ -330,6 +330,9 @@ def story_makeup(articles: Iterable[tuple[int, str, str, datetime, Iterable[str]
         names=[Shared(t, shown[t], c) for t, c in name_counts.most_common() if c >= 2][:limit],
         words=[Shared(t, written.get(t, t), c) for t, c in word_counts.most_common() if c >= 2][:limit],
         first=min(times, default=None), last=max(times, default=None), articles=len(times),
-        shared_names={aid: [names[t] for t in sorted(names.keys() & common, key=lambda t: (-name_counts[t], t))][:8]
+        # the most used first, then as the article names them (its names before its figures): sorted by the
+        # terms, figures came first ("100", "15") and filled the eight places
+        shared_names={aid: [names[t] for t in sorted((t for t in names if t in common),
+                                                     key=lambda t: -name_counts[t])][:8]
                       for aid, names in named.items()},
     )

@@ -121,6 +121,10 @@ def test_a_storys_makeup_is_what_several_of_its_articles_share():
     assert [(w.term, w.articles) for w in makeup.words] == [("haiti", 3), ("quake", 2)]
     assert makeup.hours == 5.0 and makeup.articles == 3
     assert makeup.shared_names == {1: ["Port", "Preval"], 2: ["Port", "Preval"], 3: []}
+    # as an article names them, its names before its figures, however many figures it shares
+    text = "Fans met in Huntsville, Alabama on Friday: " + ", ".join(str(n) for n in range(10, 20)) + " of them."
+    copies = story_makeup([(1, "Fans", text, T0, []), (2, "Fans", text, T0, [])]).shared_names
+    assert copies[1][:3] == ["Huntsville", "Alabama", "Friday"] and len(copies[1]) == 8
 
 
 def test_a_story_shows_its_shared_words_as_written():
